@@ -1,0 +1,193 @@
+// lib3dr._C: the torch layer over the raw-pointer kernels. It checks every tensor (with messages
+// that name the argument), allocates outputs, and calls the CPU kernels or the CUDA launchers.
+// It includes no c10/cuda header, so g++ compiles it in every build; the CUDA launchers are
+// linked only when WITH_CUDA is defined.
+#include <torch/extension.h>
+
+#include <string>
+
+#include "rasterize.h"
+
+namespace lib3dr {
+namespace {
+
+void check_tensor(const torch::Tensor& t, const char* name, const torch::Device& device) {
+  TORCH_CHECK(t.device() == device, name, " must be on ", device, " like face_verts, got ",
+              t.device());
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+void check_inputs(const RasterizeParams& p, const torch::Tensor& face_verts,
+                  const torch::Tensor& mesh_first_face, const torch::Tensor& mesh_num_faces) {
+  TORCH_CHECK(face_verts.dim() == 3 && face_verts.size(1) == 3 && face_verts.size(2) == 3,
+              "face_verts must have shape (F, 3, 3), got ", face_verts.sizes());
+  TORCH_CHECK(face_verts.scalar_type() == torch::kFloat || face_verts.scalar_type() == torch::kDouble,
+              "face_verts must be float32 or float64, got ", face_verts.scalar_type());
+  TORCH_CHECK(face_verts.is_contiguous(), "face_verts must be contiguous");
+  for (const auto* t : {&mesh_first_face, &mesh_num_faces}) {
+    const char* name = t == &mesh_first_face ? "mesh_first_face" : "mesh_num_faces";
+    check_tensor(*t, name, face_verts.device());
+    TORCH_CHECK(t->dim() == 1 && t->size(0) == p.num_meshes, name, " must have shape (N,) with N = ",
+                p.num_meshes, ", got ", t->sizes());
+    TORCH_CHECK(t->scalar_type() == torch::kLong, name, " must be int64, got ", t->scalar_type());
+  }
+  TORCH_CHECK(p.height > 0 && p.width > 0, "image size must be positive, got (", p.height, ", ",
+              p.width, ")");
+  TORCH_CHECK(p.faces_per_pixel >= 1, "faces_per_pixel must be >= 1, got ", p.faces_per_pixel);
+  TORCH_CHECK(p.blur_radius >= 0, "blur_radius must be >= 0, got ", p.blur_radius);
+  if (face_verts.is_cpu()) {
+    // The kernels index face_verts with these; on the GPU the Python layer guarantees them.
+    const auto first = mesh_first_face.accessor<int64_t, 1>();
+    const auto num = mesh_num_faces.accessor<int64_t, 1>();
+    for (int n = 0; n < p.num_meshes; ++n)
+      TORCH_CHECK(first[n] >= 0 && num[n] >= 0 && first[n] + num[n] <= p.num_faces, "mesh ", n,
+                  " has faces [", first[n], ", ", first[n] + num[n], ") outside face_verts (",
+                  p.num_faces, " faces)");
+  }
+}
+
+RasterizeParams make_params(const torch::Tensor& face_verts, int64_t num_meshes, int64_t height, int64_t width, int64_t faces_per_pixel,
+                            double blur_radius, bool perspective_correct, bool clip_barycentric,
+                            bool cull_backfaces, double sigma) {
+  RasterizeParams p;
+  p.num_meshes = int(num_meshes);
+  p.num_faces = int(face_verts.size(0));
+  p.height = int(height);
+  p.width = int(width);
+  p.faces_per_pixel = int(faces_per_pixel);
+  p.blur_radius = blur_radius;
+  p.perspective_correct = perspective_correct;
+  p.clip_barycentric = clip_barycentric;
+  p.cull_backfaces = cull_backfaces;
+  p.sigma = sigma;
+  return p;
+}
+
+// Calls kernel_cuda<scalar_t>(p, args..., stream) for CUDA tensors, else kernel_cpu<scalar_t>(p, args...).
+#ifdef WITH_CUDA
+void check_cuda(const char* error) { TORCH_CHECK(error == nullptr, "CUDA kernel failed: ", error); }
+#define LIB3DR_LAUNCH(kernel, on_cuda, ...)                          \
+  ((on_cuda) ? check_cuda(kernel##_cuda<scalar_t>(p, __VA_ARGS__, stream)) \
+             : kernel##_cpu<scalar_t>(p, __VA_ARGS__))
+#else
+[[noreturn]] void no_cuda() {
+  TORCH_CHECK(false, "lib3dr._C was built without CUDA; rebuild with FORCE_CUDA=1 on a machine "
+                     "with nvcc and a CUDA build of torch");
+}
+#define LIB3DR_LAUNCH(kernel, on_cuda, ...) \
+  ((on_cuda) ? no_cuda() : kernel##_cpu<scalar_t>(p, __VA_ARGS__))
+#endif
+
+std::vector<torch::Tensor> rasterize_forward(const torch::Tensor& face_verts,
+                                             const torch::Tensor& mesh_first_face,
+                                             const torch::Tensor& mesh_num_faces, int64_t height,
+                                             int64_t width, int64_t faces_per_pixel,
+                                             double blur_radius, bool perspective_correct,
+                                             bool clip_barycentric, bool cull_backfaces,
+                                             int64_t stream) {
+  const RasterizeParams p =
+      make_params(face_verts, mesh_first_face.size(0), height, width, faces_per_pixel, blur_radius,
+                  perspective_correct, clip_barycentric, cull_backfaces, 0.0);
+  check_inputs(p, face_verts, mesh_first_face, mesh_num_faces);
+  const auto shape = std::vector<int64_t>{p.num_meshes, height, width, faces_per_pixel};
+  auto pix_to_face = torch::empty(shape, face_verts.options().dtype(torch::kLong));
+  auto zbuf = torch::empty(shape, face_verts.options());
+  auto dists = torch::empty(shape, face_verts.options());
+  auto bary = torch::empty({p.num_meshes, height, width, faces_per_pixel, 3}, face_verts.options());
+  AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_forward", [&] {
+    LIB3DR_LAUNCH(rasterize_forward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), pix_to_face.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), bary.data_ptr<scalar_t>(), dists.data_ptr<scalar_t>());
+  });
+  return {pix_to_face, zbuf, bary, dists};
+}
+
+torch::Tensor rasterize_backward(const torch::Tensor& face_verts, const torch::Tensor& pix_to_face,
+                                 const torch::Tensor& grad_zbuf, const torch::Tensor& grad_bary,
+                                 const torch::Tensor& grad_dists, int64_t height, int64_t width,
+                                 int64_t faces_per_pixel, double blur_radius,
+                                 bool perspective_correct, bool clip_barycentric,
+                                 bool cull_backfaces, int64_t stream) {
+  TORCH_CHECK(pix_to_face.dim() == 4, "pix_to_face must have shape (N, H, W, K), got ",
+              pix_to_face.sizes());
+  const RasterizeParams p =
+      make_params(face_verts, pix_to_face.size(0), height, width, faces_per_pixel, blur_radius, perspective_correct, clip_barycentric,
+                  cull_backfaces, 0.0);
+  const auto shape = std::vector<int64_t>{p.num_meshes, height, width, faces_per_pixel};
+  TORCH_CHECK(pix_to_face.sizes() == shape, "pix_to_face must have shape ", shape, ", got ",
+              pix_to_face.sizes());
+  check_tensor(pix_to_face, "pix_to_face", face_verts.device());
+  for (const auto* t : {&grad_zbuf, &grad_dists}) {
+    check_tensor(*t, "grad_zbuf/grad_dists", face_verts.device());
+    TORCH_CHECK(t->sizes() == shape && t->scalar_type() == face_verts.scalar_type(),
+                "gradients of zbuf and dists must match them in shape and dtype");
+  }
+  check_tensor(grad_bary, "grad_bary", face_verts.device());
+  TORCH_CHECK(grad_bary.dim() == 5 && grad_bary.size(4) == 3 &&
+                  grad_bary.scalar_type() == face_verts.scalar_type(),
+              "grad_bary must match bary_coords in shape and dtype");
+  auto grad_face_verts = torch::empty_like(face_verts);
+  AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_backward", [&] {
+    LIB3DR_LAUNCH(rasterize_backward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), pix_to_face.data_ptr<int64_t>(), grad_zbuf.data_ptr<scalar_t>(), grad_bary.data_ptr<scalar_t>(), grad_dists.data_ptr<scalar_t>(), grad_face_verts.data_ptr<scalar_t>());
+  });
+  return grad_face_verts;
+}
+
+torch::Tensor soft_silhouette_forward(const torch::Tensor& face_verts,
+                                      const torch::Tensor& mesh_first_face,
+                                      const torch::Tensor& mesh_num_faces, int64_t height,
+                                      int64_t width, int64_t faces_per_pixel, double blur_radius,
+                                      bool perspective_correct, bool clip_barycentric,
+                                      bool cull_backfaces, double sigma, int64_t stream) {
+  const RasterizeParams p =
+      make_params(face_verts, mesh_first_face.size(0), height, width, faces_per_pixel, blur_radius,
+                  perspective_correct, clip_barycentric, cull_backfaces, sigma);
+  check_inputs(p, face_verts, mesh_first_face, mesh_num_faces);
+  TORCH_CHECK(sigma > 0, "sigma must be > 0, got ", sigma);
+  auto alpha = torch::empty({p.num_meshes, height, width}, face_verts.options());
+  AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "soft_silhouette_forward", [&] {
+    LIB3DR_LAUNCH(soft_silhouette_forward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), alpha.data_ptr<scalar_t>());
+  });
+  return alpha;
+}
+
+torch::Tensor soft_silhouette_backward(const torch::Tensor& face_verts,
+                                       const torch::Tensor& mesh_first_face,
+                                       const torch::Tensor& mesh_num_faces,
+                                       const torch::Tensor& grad_alpha, int64_t height,
+                                       int64_t width, int64_t faces_per_pixel, double blur_radius,
+                                       bool perspective_correct, bool clip_barycentric,
+                                       bool cull_backfaces, double sigma, int64_t stream) {
+  const RasterizeParams p =
+      make_params(face_verts, mesh_first_face.size(0), height, width, faces_per_pixel, blur_radius,
+                  perspective_correct, clip_barycentric, cull_backfaces, sigma);
+  check_inputs(p, face_verts, mesh_first_face, mesh_num_faces);
+  check_tensor(grad_alpha, "grad_alpha", face_verts.device());
+  TORCH_CHECK(grad_alpha.sizes() == std::vector<int64_t>({p.num_meshes, height, width}) &&
+                  grad_alpha.scalar_type() == face_verts.scalar_type(),
+              "grad_alpha must have shape (N, H, W) and the dtype of face_verts");
+  auto grad_face_verts = torch::empty_like(face_verts);
+  AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "soft_silhouette_backward", [&] {
+    LIB3DR_LAUNCH(soft_silhouette_backward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), grad_alpha.data_ptr<scalar_t>(), grad_face_verts.data_ptr<scalar_t>());
+  });
+  return grad_face_verts;
+}
+
+bool has_cuda() {
+#ifdef WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+}  // namespace lib3dr
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  using namespace lib3dr;
+  const auto no_gil = py::call_guard<py::gil_scoped_release>();
+  m.def("has_cuda",                 &has_cuda,                 "True when built with the CUDA kernels");
+  m.def("rasterize_forward",        &rasterize_forward,        "pix_to_face, zbuf, bary, dists", no_gil);
+  m.def("rasterize_backward",       &rasterize_backward,       "grad of face_verts",             no_gil);
+  m.def("soft_silhouette_forward",  &soft_silhouette_forward,  "fused soft silhouette alpha",    no_gil);
+  m.def("soft_silhouette_backward", &soft_silhouette_backward, "grad of face_verts",             no_gil);
+}

@@ -1,0 +1,109 @@
+// The rasterization kernels' interface: a params struct and raw-pointer entry points, one set for
+// the CPU (rasterize_cpu.cpp) and one for CUDA (rasterize_cuda.cu). No torch types cross it, so
+// the CUDA half compiles with nvcc alone.
+//
+// Shared layout of the arguments:
+//   face_verts        (F, 3, 3) scalar   x, y in NDC and view z of each face's vertices (packed)
+//   mesh_first_face   (N,) int64         index of mesh n's first face in face_verts
+//   mesh_num_faces    (N,) int64         number of faces of mesh n
+//   pix_to_face       (N, H, W, K) int64 packed face index, -1 where fewer than K faces
+//   zbuf, dists       (N, H, W, K)       view depth / signed squared distance, -1 padding
+//   bary              (N, H, W, K, 3)    barycentric coordinates, -1 padding
+//   alpha             (N, H, W)          soft silhouette (fused kernels)
+//   grad_face_verts   (F, 3, 3)          output of the backward kernels (overwritten)
+#pragma once
+
+#include <cstdint>
+
+#include "geometry.h"
+
+namespace lib3dr {
+
+struct RasterizeParams {
+  int num_meshes;            // N
+  int num_faces;             // F, rows of face_verts
+  int height;                // H, image rows
+  int width;                 // W, image columns
+  int faces_per_pixel;       // K, faces kept per pixel, nearest first
+  double blur_radius;        // squared NDC distance within which a face still covers a pixel
+  bool perspective_correct;  // barycentrics interpolate in view space
+  bool clip_barycentric;     // barycentrics clamped to the face
+  bool cull_backfaces;       // faces clockwise on screen are skipped
+  double sigma;              // soft silhouette sharpness, D = sigmoid(-dist / sigma) (fused only)
+};
+
+template <typename T>
+void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
+                           const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                           int64_t* pix_to_face, T* zbuf, T* bary, T* dists);
+
+template <typename T>
+void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
+                            const int64_t* pix_to_face, const T* grad_zbuf, const T* grad_bary,
+                            const T* grad_dists, T* grad_face_verts);
+
+template <typename T>
+void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
+                                 const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                                 T* alpha);
+
+template <typename T>
+void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
+                                  const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                                  const T* grad_alpha, T* grad_face_verts);
+
+// CUDA launchers: same arguments, all pointers on the device, run on `stream` (a cudaStream_t
+// passed as an integer). Return a CUDA error string, or nullptr on success.
+template <typename T>
+const char* rasterize_forward_cuda(const RasterizeParams& p, const T* face_verts,
+                                   const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                                   int64_t* pix_to_face, T* zbuf, T* bary, T* dists,
+                                   int64_t stream);
+
+template <typename T>
+const char* rasterize_backward_cuda(const RasterizeParams& p, const T* face_verts,
+                                    const int64_t* pix_to_face, const T* grad_zbuf,
+                                    const T* grad_bary, const T* grad_dists, T* grad_face_verts,
+                                    int64_t stream);
+
+template <typename T>
+const char* soft_silhouette_forward_cuda(const RasterizeParams& p, const T* face_verts,
+                                         const int64_t* mesh_first_face,
+                                         const int64_t* mesh_num_faces, T* alpha, int64_t stream);
+
+template <typename T>
+const char* soft_silhouette_backward_cuda(const RasterizeParams& p, const T* face_verts,
+                                          const int64_t* mesh_first_face,
+                                          const int64_t* mesh_num_faces, const T* grad_alpha,
+                                          T* grad_face_verts, int64_t stream);
+
+// The settings eval_pixel_face needs, from the params.
+template <typename T>
+LIB3DR_HD PixelFaceSettings<T> pixel_face_settings(const RasterizeParams& p) {
+  return {T(p.blur_radius), p.perspective_correct, p.clip_barycentric, p.cull_backfaces};
+}
+
+// NDC half-extent of each image axis: 1 for the shorter side, longer/shorter for the other.
+LIB3DR_HD double ndc_range_x(const RasterizeParams& p) {
+  return p.width > p.height ? double(p.width) / p.height : 1.0;
+}
+LIB3DR_HD double ndc_range_y(const RasterizeParams& p) {
+  return p.height > p.width ? double(p.height) / p.width : 1.0;
+}
+
+// Keeps the K nearest faces of a pixel in `zs`/`faces`, sorted by ascending z. A face with the
+// same z as one already kept goes after it: faces arrive in ascending index order, so ties go
+// to the lower index whatever the order of work.
+template <typename T>
+LIB3DR_HD void insert_nearest(T z, int64_t face, T* zs, int64_t* faces, int& count, int K) {
+  if (count == K && !(z < zs[K - 1])) return;
+  int i = count < K ? count++ : K - 1;
+  for (; i > 0 && zs[i - 1] > z; --i) {
+    zs[i] = zs[i - 1];
+    faces[i] = faces[i - 1];
+  }
+  zs[i] = z;
+  faces[i] = face;
+}
+
+}  // namespace lib3dr

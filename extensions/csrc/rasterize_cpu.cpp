@@ -1,0 +1,357 @@
+// Multi-threaded CPU rasterization.
+//
+// The image is cut into square tiles; each face is listed in the tiles its blur-expanded bounding
+// box touches, and a tile tests only the pixels of each listed face's box. Work is split by tile
+// (forward) or by image row (backward) in a fixed round-robin, so the forward output does not
+// depend on the number of threads; backward gradients go to one buffer per thread, summed in a
+// fixed order at the end.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "rasterize.h"
+
+namespace lib3dr {
+namespace {
+
+constexpr int kTile = 16;  // tile side in pixels
+
+// Runs body(item) for every item in [0, count), items spread round-robin over the threads.
+template <typename Body>
+void parallel_round_robin(int64_t count, const Body& body) {
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), count));
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t)
+      for (int64_t item = t; item < count; item += threads) body(t, item);
+  });
+}
+
+// Pixel indices [lo, hi] whose centres may lie in the NDC interval [lo_ndc, hi_ndc] along an
+// axis of `size` pixels spanning [-range, range]; centres decrease with the index (+X left, +Y up).
+struct PixelSpan {
+  int lo, hi;
+};
+inline PixelSpan pixel_span(double lo_ndc, double hi_ndc, int size, double range) {
+  const double first = (size * (1.0 - hi_ndc / range) - 1.0) / 2.0;
+  const double last = (size * (1.0 - lo_ndc / range) - 1.0) / 2.0;
+  // One pixel of margin: the exact test is done per pixel, this only has to be conservative.
+  return {std::max(0, int(std::floor(first)) - 1), std::min(size - 1, int(std::ceil(last)) + 1)};
+}
+
+// Pixel box of each face's blur-expanded NDC bounding box; empty (lo > hi) for faces that are
+// entirely behind the camera or off-screen.
+struct PixelBox {
+  int x0, x1, y0, y1;
+};
+
+template <typename T>
+std::vector<PixelBox> face_pixel_boxes(const RasterizeParams& p, const T* face_verts) {
+  std::vector<PixelBox> boxes(p.num_faces);
+  const double blur = std::sqrt(p.blur_radius), rx = ndc_range_x(p), ry = ndc_range_y(p);
+  at::parallel_for(0, p.num_faces, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t f = begin; f < end; ++f) {
+      const T* v = face_verts + 9 * f;
+      if (max3(v[2], v[5], v[8]) < T(kAreaEpsilon) ||
+          !std::isfinite(double(v[0] + v[1] + v[3] + v[4] + v[6] + v[7]))) {
+        boxes[f] = {1, 0, 1, 0};
+        continue;
+      }
+      const PixelSpan xs = pixel_span(min3(v[0], v[3], v[6]) - blur, max3(v[0], v[3], v[6]) + blur,
+                                      p.width, rx);
+      const PixelSpan ys = pixel_span(min3(v[1], v[4], v[7]) - blur, max3(v[1], v[4], v[7]) + blur,
+                                      p.height, ry);
+      boxes[f] = {xs.lo, xs.hi, ys.lo, ys.hi};
+    }
+  });
+  return boxes;
+}
+
+// Faces of every mesh listed per tile, in ascending face order (compressed rows: the faces of
+// tile t of mesh n are faces[start[n * tiles + t] .. start[n * tiles + t + 1])).
+struct TileBins {
+  int tiles_x, tiles_y;
+  std::vector<int64_t> start;
+  std::vector<int64_t> faces;
+};
+
+inline TileBins bin_faces(const RasterizeParams& p, const std::vector<PixelBox>& boxes,
+                          const int64_t* mesh_first_face, const int64_t* mesh_num_faces) {
+  TileBins bins;
+  bins.tiles_x = (p.width + kTile - 1) / kTile;
+  bins.tiles_y = (p.height + kTile - 1) / kTile;
+  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
+  bins.start.assign(p.num_meshes * tiles + 1, 0);
+  auto for_each_entry = [&](auto&& visit) {
+    for (int n = 0; n < p.num_meshes; ++n)
+      for (int64_t f = mesh_first_face[n]; f < mesh_first_face[n] + mesh_num_faces[n]; ++f) {
+        const PixelBox& b = boxes[f];
+        if (b.x0 > b.x1 || b.y0 > b.y1) continue;
+        for (int ty = b.y0 / kTile; ty <= b.y1 / kTile; ++ty)
+          for (int tx = b.x0 / kTile; tx <= b.x1 / kTile; ++tx)
+            visit(n * tiles + int64_t(ty) * bins.tiles_x + tx, f);
+      }
+  };
+  for_each_entry([&](int64_t tile, int64_t) { ++bins.start[tile + 1]; });
+  for (size_t i = 1; i < bins.start.size(); ++i) bins.start[i] += bins.start[i - 1];
+  bins.faces.resize(bins.start.back());
+  std::vector<int64_t> fill(bins.start.begin(), bins.start.end() - 1);
+  for_each_entry([&](int64_t tile, int64_t f) { bins.faces[fill[tile]++] = f; });
+  return bins;
+}
+
+// The K nearest faces of every pixel of one tile, written to per-thread scratch buffers.
+template <typename T>
+struct TileSelection {
+  int x0, y0, w, h;             // the tile's pixel rectangle
+  std::vector<T> z;             // (h * w, K) depths, nearest first
+  std::vector<int64_t> face;    // (h * w, K) packed face indices
+  std::vector<int> count;       // (h * w,) faces kept
+};
+
+template <typename T>
+void select_tile(const RasterizeParams& p, const T* face_verts, const std::vector<PixelBox>& boxes,
+                 const TileBins& bins, int64_t item, TileSelection<T>& sel) {
+  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
+  const int64_t tile = item % tiles;
+  sel.x0 = int(tile % bins.tiles_x) * kTile;
+  sel.y0 = int(tile / bins.tiles_x) * kTile;
+  sel.w = std::min(kTile, p.width - sel.x0);
+  sel.h = std::min(kTile, p.height - sel.y0);
+  const int K = p.faces_per_pixel;
+  sel.z.resize(size_t(kTile) * kTile * K);
+  sel.face.resize(size_t(kTile) * kTile * K);
+  sel.count.assign(size_t(kTile) * kTile, 0);
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+  PixelFace<T> pf;
+  for (int64_t i = bins.start[item]; i < bins.start[item + 1]; ++i) {
+    const int64_t f = bins.faces[i];
+    const PixelBox& b = boxes[f];
+    const int y_end = std::min(b.y1, sel.y0 + sel.h - 1), x_end = std::min(b.x1, sel.x0 + sel.w - 1);
+    for (int y = std::max(b.y0, sel.y0); y <= y_end; ++y) {
+      const T py = T(pixel_center_ndc(y, p.height, ry));
+      for (int x = std::max(b.x0, sel.x0); x <= x_end; ++x) {
+        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)), py};
+        if (!eval_pixel_face(pix, face_verts + 9 * f, s, pf)) continue;
+        const int local = (y - sel.y0) * kTile + (x - sel.x0);
+        insert_nearest(pf.z, f, &sel.z[size_t(local) * K], &sel.face[size_t(local) * K],
+                       sel.count[local], K);
+      }
+    }
+  }
+}
+
+// The same tiling for every kernel of one call.
+template <typename T>
+struct TiledFaces {
+  std::vector<PixelBox> boxes;
+  TileBins bins;
+  int64_t items() const { return int64_t(bins.start.size()) - 1; }
+};
+
+template <typename T>
+TiledFaces<T> tile_faces(const RasterizeParams& p, const T* face_verts,
+                         const int64_t* mesh_first_face, const int64_t* mesh_num_faces) {
+  TiledFaces<T> tiled;
+  tiled.boxes = face_pixel_boxes(p, face_verts);
+  tiled.bins = bin_faces(p, tiled.boxes, mesh_first_face, mesh_num_faces);
+  return tiled;
+}
+
+// Sums the per-thread gradient buffers into grad_face_verts, in thread order.
+template <typename T>
+void reduce_thread_grads(const std::vector<std::vector<T>>& per_thread, int64_t size, T* out) {
+  at::parallel_for(0, size, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T sum = T(0);
+      for (const auto& g : per_thread) sum += g.empty() ? T(0) : g[i];
+      out[i] = sum;
+    }
+  });
+}
+
+inline int thread_slots() { return std::max(1, at::get_num_threads()); }
+
+}  // namespace
+
+template <typename T>
+void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
+                           const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                           int64_t* pix_to_face, T* zbuf, T* bary, T* dists) {
+  const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
+  std::vector<TileSelection<T>> scratch(thread_slots());
+  parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
+    TileSelection<T>& sel = scratch[thread];
+    select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
+    const int64_t n = item / tiles;
+    PixelFace<T> pf;
+    for (int ly = 0; ly < sel.h; ++ly)
+      for (int lx = 0; lx < sel.w; ++lx) {
+        const int y = sel.y0 + ly, x = sel.x0 + lx, local = ly * kTile + lx;
+        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
+                             T(pixel_center_ndc(y, p.height, ry))};
+        const int64_t out = ((n * p.height + y) * p.width + x) * K;
+        for (int k = 0; k < K; ++k) {
+          const int64_t o = out + k;
+          if (k < sel.count[local]) {
+            const int64_t f = sel.face[size_t(local) * K + k];
+            eval_pixel_face(pix, face_verts + 9 * f, s, pf);
+            pix_to_face[o] = f;
+            zbuf[o] = pf.z;
+            dists[o] = pf.dist;
+            for (int i = 0; i < 3; ++i) bary[3 * o + i] = pf.bary[i];
+          } else {
+            pix_to_face[o] = -1;
+            zbuf[o] = dists[o] = T(-1);
+            for (int i = 0; i < 3; ++i) bary[3 * o + i] = T(-1);
+          }
+        }
+      }
+  });
+}
+
+template <typename T>
+void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
+                            const int64_t* pix_to_face, const T* grad_zbuf, const T* grad_bary,
+                            const T* grad_dists, T* grad_face_verts) {
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+  std::vector<std::vector<T>> grads(thread_slots());
+  parallel_round_robin(int64_t(p.num_meshes) * p.height, [&](int64_t thread, int64_t row) {
+    std::vector<T>& g = grads[thread];
+    if (g.empty()) g.assign(size_t(p.num_faces) * 9, T(0));
+    const int y = int(row % p.height);
+    const T py = T(pixel_center_ndc(y, p.height, ry));
+    PixelFace<T> pf;
+    for (int x = 0; x < p.width; ++x) {
+      const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)), py};
+      const int64_t base = (row * p.width + x) * K;
+      for (int k = 0; k < K; ++k) {
+        const int64_t o = base + k;
+        const int64_t f = pix_to_face[o];
+        if (f < 0) break;
+        const T* gb = grad_bary + 3 * o;
+        if (grad_zbuf[o] == T(0) && grad_dists[o] == T(0) && gb[0] == T(0) && gb[1] == T(0) &&
+            gb[2] == T(0))
+          continue;
+        // Recomputing is cheaper than storing the intermediates for every fragment.
+        if (!eval_pixel_face(pix, face_verts + 9 * f, s, pf)) continue;
+        eval_pixel_face_backward(pix, face_verts + 9 * f, s, pf, grad_zbuf[o], gb, grad_dists[o],
+                                 g.data() + 9 * f);
+      }
+    }
+  });
+  reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
+}
+
+template <typename T>
+void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
+                                 const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                                 T* alpha) {
+  const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
+  std::vector<TileSelection<T>> scratch(thread_slots());
+  parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
+    TileSelection<T>& sel = scratch[thread];
+    select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
+    const int64_t n = item / tiles;
+    PixelFace<T> pf;
+    for (int ly = 0; ly < sel.h; ++ly)
+      for (int lx = 0; lx < sel.w; ++lx) {
+        const int y = sel.y0 + ly, x = sel.x0 + lx, local = ly * kTile + lx;
+        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
+                             T(pixel_center_ndc(y, p.height, ry))};
+        T transmittance = T(1);  // prod_k (1 - D_k)
+        for (int k = 0; k < sel.count[local]; ++k) {
+          eval_pixel_face(pix, face_verts + 9 * sel.face[size_t(local) * K + k], s, pf);
+          transmittance *= T(1) - coverage_probability(pf.dist, T(p.sigma));
+        }
+        alpha[(n * p.height + y) * p.width + x] = T(1) - transmittance;
+      }
+  });
+}
+
+template <typename T>
+void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
+                                  const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                                  const T* grad_alpha, T* grad_face_verts) {
+  const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+  const T sigma = T(p.sigma), zero_bary[3] = {T(0), T(0), T(0)};
+  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
+  std::vector<TileSelection<T>> scratch(thread_slots());
+  std::vector<std::vector<T>> grads(thread_slots());
+  std::vector<std::vector<PixelFace<T>>> faces_at_pixel(thread_slots(), std::vector<PixelFace<T>>(K));
+  std::vector<std::vector<T>> suffix(thread_slots(), std::vector<T>(K + 1));
+  parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
+    const int64_t n = item / tiles;
+    const int64_t first_tile_row = (item % tiles) / tiled.bins.tiles_x * kTile;
+    const int64_t first_tile_col = (item % tiles) % tiled.bins.tiles_x * kTile;
+    // Skip tiles whose pixels all have zero gradient (the background of a masked loss, say).
+    bool any = false;
+    for (int64_t y = first_tile_row; y < std::min<int64_t>(first_tile_row + kTile, p.height) && !any; ++y)
+      for (int64_t x = first_tile_col; x < std::min<int64_t>(first_tile_col + kTile, p.width); ++x)
+        if (grad_alpha[(n * p.height + y) * p.width + x] != T(0)) {
+          any = true;
+          break;
+        }
+    if (!any) return;
+    TileSelection<T>& sel = scratch[thread];
+    select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
+    std::vector<T>& g = grads[thread];
+    if (g.empty()) g.assign(size_t(p.num_faces) * 9, T(0));
+    std::vector<PixelFace<T>>& pfs = faces_at_pixel[thread];
+    std::vector<T>& after = suffix[thread];
+    for (int ly = 0; ly < sel.h; ++ly)
+      for (int lx = 0; lx < sel.w; ++lx) {
+        const int y = sel.y0 + ly, x = sel.x0 + lx, local = ly * kTile + lx;
+        const T grad = grad_alpha[(n * p.height + y) * p.width + x];
+        const int count = sel.count[local];
+        if (grad == T(0) || count == 0) continue;
+        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
+                             T(pixel_center_ndc(y, p.height, ry))};
+        const int64_t* kept = &sel.face[size_t(local) * K];
+        for (int k = 0; k < count; ++k) eval_pixel_face(pix, face_verts + 9 * kept[k], s, pfs[k]);
+        // d alpha / d D_k = prod_{j != k} (1 - D_j), from prefix and suffix products so that a
+        // fully covering face (D = 1) does not divide by zero.
+        after[count] = T(1);
+        for (int k = count - 1; k >= 0; --k)
+          after[k] = after[k + 1] * (T(1) - coverage_probability(pfs[k].dist, sigma));
+        T before = T(1);
+        for (int k = 0; k < count; ++k) {
+          const T D = coverage_probability(pfs[k].dist, sigma);
+          const T grad_dist = grad * before * after[k + 1] * (-D * (T(1) - D) / sigma);
+          eval_pixel_face_backward(pix, face_verts + 9 * kept[k], s, pfs[k], T(0), zero_bary,
+                                   grad_dist, g.data() + 9 * kept[k]);
+          before *= T(1) - D;
+        }
+      }
+  });
+  reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
+}
+
+#define LIB3DR_INSTANTIATE(T)                                                                      \
+  template void rasterize_forward_cpu<T>(const RasterizeParams&, const T*, const int64_t*,        \
+                                         const int64_t*, int64_t*, T*, T*, T*);                   \
+  template void rasterize_backward_cpu<T>(const RasterizeParams&, const T*, const int64_t*,       \
+                                          const T*, const T*, const T*, T*);                      \
+  template void soft_silhouette_forward_cpu<T>(const RasterizeParams&, const T*, const int64_t*,  \
+                                               const int64_t*, T*);                               \
+  template void soft_silhouette_backward_cpu<T>(const RasterizeParams&, const T*, const int64_t*, \
+                                                const int64_t*, const T*, T*);
+LIB3DR_INSTANTIATE(float)
+LIB3DR_INSTANTIATE(double)
+
+}  // namespace lib3dr
