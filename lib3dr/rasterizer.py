@@ -240,9 +240,7 @@ def rasterize_meshes(meshes, image_size=256, blur_radius=0.0, faces_per_pixel=8,
     args = (H, W, faces_per_pixel, float(blur_radius), bool(perspective_correct),
             bool(clip_barycentric_coords), bool(cull_backfaces))
     if _backend.resolve(backend, face_verts.device) == "torch":
-        return rasterize_faces_torch(face_verts, first_face, num_faces, (H, W), faces_per_pixel,
-                                     float(blur_radius), bool(perspective_correct),
-                                     bool(clip_barycentric_coords), bool(cull_backfaces))
+        return rasterize_faces_torch(face_verts, first_face, num_faces, (H, W), *args[2:])
     return _RasterizeFaces.apply(face_verts, first_face, num_faces, *args)
 
 
@@ -267,6 +265,10 @@ def ndc_meshes(meshes_world, cameras, **kwargs):
     ``kwargs`` override camera fields for this call (``R=``, ``T=``, ...).
     """
     verts_world = meshes_world.verts_padded()
+    R = kwargs.get("R", cameras.R)
+    if verts_world.dtype != R.dtype:
+        raise TypeError(f"the mesh vertices are {verts_world.dtype} but the cameras are {R.dtype}: "
+                        f"give both the same dtype")
     verts_view = cameras.get_world_to_view_transform(**kwargs).transform_points(verts_world)
     verts_ndc = cameras.transform_points(verts_world, eps=1e-8, **kwargs)
     # Keep the view-space depth: z-buffering and perspective correction use it.
@@ -274,9 +276,27 @@ def ndc_meshes(meshes_world, cameras, **kwargs):
     return meshes_world.update_padded(verts_ndc)
 
 
-def _camera_field_overrides(kwargs):
-    return {k: v for k, v in kwargs.items() if k not in ("cameras", "raster_settings", "lights",
-                                                          "materials", "blend_params")}
+def camera_overrides(kwargs):
+    """The per-call keyword arguments that override camera fields (``R=``, ``T=``, ...), without
+    the ones that name whole objects (``cameras=``, ``lights=``, ...)."""
+    return {k: v for k, v in kwargs.items() if k not in (
+        "cameras", "raster_settings", "lights", "materials", "blend_params", "znear", "zfar")}
+
+
+def resolved_settings(settings, cameras):
+    """``rasterize_meshes`` keyword arguments from ``RasterizationSettings``, with PyTorch3D's
+    defaults resolved: perspective correction for perspective cameras, clipped barycentrics
+    when blurring."""
+    perspective_correct = settings.perspective_correct
+    if perspective_correct is None:
+        perspective_correct = cameras.is_perspective()
+    clip = settings.clip_barycentric_coords
+    if clip is None:
+        clip = settings.blur_radius > 0.0
+    return dict(image_size=settings.image_size, blur_radius=settings.blur_radius,
+                faces_per_pixel=settings.faces_per_pixel, perspective_correct=perspective_correct,
+                clip_barycentric_coords=clip, cull_backfaces=settings.cull_backfaces,
+                z_clip_value=settings.z_clip_value, backend=settings.backend)
 
 
 class MeshRasterizer(torch.nn.Module):
@@ -294,31 +314,44 @@ class MeshRasterizer(torch.nn.Module):
             self.cameras = self.cameras.to(device)
         return self
 
-    def _cameras(self, kwargs):
+    def scene(self, kwargs):
+        """The cameras and settings of a call, after its overrides."""
         cameras = kwargs.get("cameras", self.cameras)
         if cameras is None:
             raise ValueError("MeshRasterizer needs cameras: pass cameras= to the constructor or the call")
-        return cameras
+        return cameras, kwargs.get("raster_settings", self.raster_settings)
 
     def transform(self, meshes_world, **kwargs):
         """The meshes in NDC with view-space depth (see ``ndc_meshes``)."""
-        return ndc_meshes(meshes_world, self._cameras(kwargs), **_camera_field_overrides(kwargs))
+        return ndc_meshes(meshes_world, self.scene(kwargs)[0], **camera_overrides(kwargs))
 
     def forward(self, meshes_world, **kwargs):
-        cameras = self._cameras(kwargs)
-        settings = kwargs.get("raster_settings", self.raster_settings)
+        cameras, settings = self.scene(kwargs)
         meshes_ndc = self.transform(meshes_world, **kwargs)
-        perspective_correct = settings.perspective_correct
-        if perspective_correct is None:
-            perspective_correct = cameras.is_perspective()
-        clip = settings.clip_barycentric_coords
-        if clip is None:
-            clip = settings.blur_radius > 0.0
-        return Fragments(*rasterize_meshes(
-            meshes_ndc, image_size=settings.image_size, blur_radius=settings.blur_radius,
-            faces_per_pixel=settings.faces_per_pixel, perspective_correct=perspective_correct,
-            clip_barycentric_coords=clip, cull_backfaces=settings.cull_backfaces,
-            z_clip_value=settings.z_clip_value, backend=settings.backend))
+        return Fragments(*rasterize_meshes(meshes_ndc, **resolved_settings(settings, cameras)))
+
+
+def soft_silhouette_ndc(meshes_ndc, sigma, image_size=256, blur_radius=None, faces_per_pixel=100,
+                        perspective_correct=False, clip_barycentric_coords=None,
+                        cull_backfaces=False, z_clip_value=None, backend="auto"):
+    """``soft_silhouette`` of meshes already in NDC with view depth: ``(N, H, W)``."""
+    if not (isinstance(sigma, (int, float)) and sigma > 0):
+        raise ValueError(f"sigma must be a number > 0, got {sigma!r}")
+    if blur_radius is None:
+        blur_radius = default_blur_radius(sigma)
+    if clip_barycentric_coords is None:
+        clip_barycentric_coords = blur_radius > 0
+    H, W = _image_hw(image_size)
+    face_verts, first_face, num_faces = _packed_faces(meshes_ndc, faces_per_pixel, blur_radius,
+                                                      z_clip_value)
+    args = (H, W, faces_per_pixel, float(blur_radius), bool(perspective_correct),
+            bool(clip_barycentric_coords), bool(cull_backfaces))
+    if _backend.resolve(backend, face_verts.device) == "torch":
+        check_memory(len(first_face), H, W, faces_per_pixel, face_verts.device)
+        pix_to_face, _, _, dists = rasterize_faces_torch(face_verts, first_face, num_faces,
+                                                         (H, W), *args[2:])
+        return silhouette_from_dists(pix_to_face, dists, sigma)
+    return _SoftSilhouette.apply(face_verts, first_face, num_faces, *args, float(sigma))
 
 
 def soft_silhouette(meshes, cameras, image_size=256, sigma=1e-4, blur_radius=None,
@@ -333,18 +366,6 @@ def soft_silhouette(meshes, cameras, image_size=256, sigma=1e-4, blur_radius=Non
     """
     if not (isinstance(sigma, (int, float)) and sigma > 0):
         raise ValueError(f"sigma must be a number > 0, got {sigma!r}")
-    if blur_radius is None:
-        blur_radius = default_blur_radius(sigma)
-    H, W = _image_hw(image_size)
-    meshes_ndc = ndc_meshes(meshes, cameras, **kwargs)
-    face_verts, first_face, num_faces = _packed_faces(meshes_ndc, faces_per_pixel, blur_radius, None)
-    perspective_correct = cameras.is_perspective()
-    if _backend.resolve(backend, face_verts.device) == "torch":
-        check_memory(len(first_face), H, W, faces_per_pixel, face_verts.device)
-        pix_to_face, _, _, dists = rasterize_faces_torch(
-            face_verts, first_face, num_faces, (H, W), faces_per_pixel, float(blur_radius),
-            perspective_correct, blur_radius > 0, cull_backfaces)
-        return silhouette_from_dists(pix_to_face, dists, sigma)
-    return _SoftSilhouette.apply(face_verts, first_face, num_faces, H, W, faces_per_pixel,
-                                 float(blur_radius), perspective_correct, blur_radius > 0,
-                                 bool(cull_backfaces), float(sigma))
+    return soft_silhouette_ndc(ndc_meshes(meshes, cameras, **kwargs), sigma, image_size,
+                               blur_radius, faces_per_pixel, cameras.is_perspective(),
+                               None, cull_backfaces, None, backend)

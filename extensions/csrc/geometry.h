@@ -176,10 +176,11 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
 
 // Adds to grad_face (9 values, like `face`) the gradient of grad_z * z + grad_bary . bary +
 // grad_dist * dist, where `f` is the forward result eval_pixel_face gave for this pixel and face.
-template <typename T>
+// The accumulator type G may be wider than T, so that sums do not depend on their order.
+template <typename T, typename G>
 LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFaceSettings<T>& s,
                                         const PixelFace<T>& f, T grad_z, const T* grad_bary,
-                                        T grad_dist, T* grad_face) {
+                                        T grad_dist, G* grad_face) {
   const Vec2<T> v[3] = {{face[0], face[1]}, {face[3], face[4]}, {face[6], face[7]}};
   const T zs[3] = {face[2], face[5], face[8]};
   Vec2<T> gv[3] = {{T(0), T(0)}, {T(0), T(0)}, {T(0), T(0)}};
@@ -241,9 +242,9 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
                                gv[(f.edge + 1) % 3]);
 
   for (int i = 0; i < 3; ++i) {
-    grad_face[3 * i + 0] += gv[i].x;
-    grad_face[3 * i + 1] += gv[i].y;
-    grad_face[3 * i + 2] += gz[i];
+    grad_face[3 * i + 0] += G(gv[i].x);
+    grad_face[3 * i + 1] += G(gv[i].y);
+    grad_face[3 * i + 2] += G(gz[i]);
   }
 }
 

@@ -91,14 +91,14 @@ LIB3DR_HD double ndc_range_y(const RasterizeParams& p) {
   return p.height > p.width ? double(p.height) / p.width : 1.0;
 }
 
-// Keeps the K nearest faces of a pixel in `zs`/`faces`, sorted by ascending z. A face with the
-// same z as one already kept goes after it: faces arrive in ascending index order, so ties go
-// to the lower index whatever the order of work.
+// Keeps the K nearest faces of a pixel in `zs`/`faces`, sorted by ascending (z, face index): the
+// face index breaks ties, so the result does not depend on the order in which faces arrive.
 template <typename T>
 LIB3DR_HD void insert_nearest(T z, int64_t face, T* zs, int64_t* faces, int& count, int K) {
-  if (count == K && !(z < zs[K - 1])) return;
+  auto nearer = [](T za, int64_t fa, T zb, int64_t fb) { return za < zb || (za == zb && fa < fb); };
+  if (count == K && !nearer(z, face, zs[K - 1], faces[K - 1])) return;
   int i = count < K ? count++ : K - 1;
-  for (; i > 0 && zs[i - 1] > z; --i) {
+  for (; i > 0 && nearer(z, face, zs[i - 1], faces[i - 1]); --i) {
     zs[i] = zs[i - 1];
     faces[i] = faces[i - 1];
   }

@@ -160,14 +160,18 @@ TiledFaces<T> tile_faces(const RasterizeParams& p, const T* face_verts,
   return tiled;
 }
 
-// Sums the per-thread gradient buffers into grad_face_verts, in thread order.
+// Per-thread gradient buffers accumulate in double: with float sums the result would depend on
+// how the work was split between threads.
+using GradBuffers = std::vector<std::vector<double>>;
+
+// Sums the per-thread gradient buffers into grad_face_verts.
 template <typename T>
-void reduce_thread_grads(const std::vector<std::vector<T>>& per_thread, int64_t size, T* out) {
+void reduce_thread_grads(const GradBuffers& per_thread, int64_t size, T* out) {
   at::parallel_for(0, size, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      T sum = T(0);
-      for (const auto& g : per_thread) sum += g.empty() ? T(0) : g[i];
-      out[i] = sum;
+      double sum = 0.0;
+      for (const auto& g : per_thread) sum += g.empty() ? 0.0 : g[i];
+      out[i] = T(sum);
     }
   });
 }
@@ -223,10 +227,10 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
   const int K = p.faces_per_pixel;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const double rx = ndc_range_x(p), ry = ndc_range_y(p);
-  std::vector<std::vector<T>> grads(thread_slots());
+  GradBuffers grads(thread_slots());
   parallel_round_robin(int64_t(p.num_meshes) * p.height, [&](int64_t thread, int64_t row) {
-    std::vector<T>& g = grads[thread];
-    if (g.empty()) g.assign(size_t(p.num_faces) * 9, T(0));
+    std::vector<double>& g = grads[thread];
+    if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
     const int y = int(row % p.height);
     const T py = T(pixel_center_ndc(y, p.height, ry));
     PixelFace<T> pf;
@@ -292,7 +296,7 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   const T sigma = T(p.sigma), zero_bary[3] = {T(0), T(0), T(0)};
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
   std::vector<TileSelection<T>> scratch(thread_slots());
-  std::vector<std::vector<T>> grads(thread_slots());
+  GradBuffers grads(thread_slots());
   std::vector<std::vector<PixelFace<T>>> faces_at_pixel(thread_slots(), std::vector<PixelFace<T>>(K));
   std::vector<std::vector<T>> suffix(thread_slots(), std::vector<T>(K + 1));
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
@@ -310,8 +314,8 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
     if (!any) return;
     TileSelection<T>& sel = scratch[thread];
     select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
-    std::vector<T>& g = grads[thread];
-    if (g.empty()) g.assign(size_t(p.num_faces) * 9, T(0));
+    std::vector<double>& g = grads[thread];
+    if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
     std::vector<PixelFace<T>>& pfs = faces_at_pixel[thread];
     std::vector<T>& after = suffix[thread];
     for (int ly = 0; ly < sel.h; ++ly)

@@ -1,0 +1,164 @@
+"""Rasterizer benchmark: forward and forward+backward times and peak memory, per workload and backend.
+
+    python benchmarks/bench_rasterizer.py [--repeats 7] [--backends torch,cpu] [--only cow]
+
+Each row runs in a fresh process, so that its peak memory is its own: the peak resident (CPU) or
+allocated (CUDA) memory of one forward+backward above what the process held before it. Times are
+medians of --repeats runs after a warm-up. Scene: 256x256, `look_at_view_transform(3, 50, 0)`,
+`FoVPerspectiveCameras`; batch 8 mixes four teapots and four cows.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIGMA = 1e-4
+BLUR = math.log(1.0 / SIGMA - 1.0) * SIGMA
+
+# (mesh, batch, K, kind): kind "unfused" is the soft silhouette blended from the fragments (the
+# z-buffer for K = 1), "fused" the fused soft silhouette.
+WORKLOADS = [
+    (mesh, batch, K, kind)
+    for batch in (1, 8)
+    for mesh in (("teapot", "cow") if batch == 1 else ("mixed",))
+    for K, kind in ((1, "unfused"), (50, "unfused"), (100, "unfused"), (50, "fused"), (100, "fused"))
+]
+
+
+def scene(mesh_name, batch, device):
+    import torch
+    from lib3dr.cameras import FoVPerspectiveCameras
+    from lib3dr.io import load_objs_as_meshes
+    from lib3dr.structures import join_meshes_as_batch
+    from lib3dr.transforms import look_at_view_transform
+
+    teapot = load_objs_as_meshes([os.path.join(ROOT, "data", "teapot.obj")], device=device)
+    cow = load_objs_as_meshes([os.path.join(ROOT, "data", "cow_mesh", "cow.obj")], device=device)
+    meshes = {"teapot": [teapot], "cow": [cow], "mixed": [teapot, cow] * (batch // 2)}[mesh_name]
+    meshes = join_meshes_as_batch(meshes) if len(meshes) > 1 else meshes[0]
+    R, T = look_at_view_transform(3.0, 50.0, 0.0, device=device)
+    cameras = FoVPerspectiveCameras(device=device, R=R.expand(batch, 3, 3), T=T.expand(batch, 3))
+    return meshes, cameras, torch
+
+
+def make_step(mesh_name, batch, K, kind, backend, device):
+    """Returns forward() -> loss tensor for one workload."""
+    meshes, cameras, torch = scene(mesh_name, batch, device)
+    verts = meshes.verts_padded().detach().clone().requires_grad_()
+    blur = 0.0 if K == 1 else BLUR
+    from lib3dr.rasterizer import (MeshRasterizer, RasterizationSettings, silhouette_from_dists,
+                                   soft_silhouette)
+
+    if kind == "unfused":
+        rasterizer = MeshRasterizer(cameras, RasterizationSettings(
+            image_size=256, blur_radius=blur, faces_per_pixel=K, backend=backend))
+
+        def forward():
+            fragments = rasterizer(meshes.update_padded(verts))
+            if K == 1:
+                return fragments.zbuf.sum()
+            return silhouette_from_dists(fragments.pix_to_face, fragments.dists, SIGMA).sum()
+    else:
+        def forward():
+            return soft_silhouette(meshes.update_padded(verts), cameras, image_size=256,
+                                   sigma=SIGMA, blur_radius=blur, faces_per_pixel=K,
+                                   backend=backend).sum()
+    return forward, verts, torch
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_row(mesh_name, batch, K, kind, backend, repeats):
+    device = "cuda" if backend == "cuda" else "cpu"
+    forward, verts, torch = make_step(mesh_name, batch, K, kind, backend, device)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    # Peak memory of the first forward+backward, above the baseline.
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = rss_bytes()
+    forward().backward()
+    sync()
+    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
+
+    def timed(fn):
+        times = []
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(1000 * (time.perf_counter() - start))
+        return statistics.median(times)
+
+    with torch.no_grad():
+        forward()  # warm-up
+        fwd = timed(forward)
+    verts.grad = None
+    fwd_bwd = timed(lambda: forward().backward())
+    return dict(mesh=mesh_name, batch=batch, K=K, kind=kind, backend=backend, forward_ms=fwd,
+                forward_backward_ms=fwd_bwd, peak_mb=max(peak, 0) / 2**20)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--backends", default=None, help="comma-separated (default: all available)")
+    parser.add_argument("--only", default=None, help="run rows whose mesh or kind matches")
+    parser.add_argument("--json", default=os.path.join(ROOT, "build", "bench_rasterizer.json"))
+    parser.add_argument("--row", default=None, help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args()
+
+    if args.row:
+        print(json.dumps(run_row(*json.loads(args.row), repeats=args.repeats)))
+        return
+
+    import torch
+    import lib3dr
+    backends = args.backends.split(",") if args.backends else lib3dr.backends()
+    rows = []
+    print(f"{'mesh':8} {'N':>2} {'K':>4} {'kind':12} {'backend':7} {'fwd ms':>9} {'fwd+bwd ms':>11} {'peak MB':>8}")
+    for mesh_name, batch, K, kind in WORKLOADS:
+        for backend in backends:
+            if args.only and args.only not in (mesh_name, kind):
+                continue
+            if backend == "torch" and batch > 1:  # the reference is slow; batch 1 shows the ratio
+                continue
+            spec = json.dumps([mesh_name, batch, K, kind, backend])
+            done = subprocess.run([sys.executable, __file__, "--row", spec, "--repeats",
+                                   str(args.repeats)], capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                print(f"{mesh_name:8} {batch:>2} {K:>4} {kind:12} {backend:7} failed: "
+                      f"{done.stderr.strip().splitlines()[-1]}")
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{mesh_name:8} {batch:>2} {K:>4} {kind:12} {backend:7} {row['forward_ms']:9.1f} "
+                  f"{row['forward_backward_ms']:11.1f} {row['peak_mb']:8.0f}", flush=True)
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    machine = dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                   torch=torch.__version__,
+                   gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                   date=time.strftime("%Y-%m-%d"))
+    with open(args.json, "w") as out:
+        json.dump(dict(machine=machine, rows=rows), out, indent=1)
+    print(f"machine: {machine}\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

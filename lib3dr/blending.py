@@ -1,0 +1,70 @@
+"""Blending: from the K colours at each pixel to one RGBA value (PyTorch3D's functions).
+
+``colors`` are ``(N, H, W, K, 3)``, one per face kept at the pixel; every function returns
+``(N, H, W, 4)``. The hard blend keeps the nearest face; the soft blends are Soft Rasterizer's
+aggregation (Liu et al. 2019), explained in chapter 2.
+"""
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class BlendParams:
+    """sigma: sharpness of the coverage probability ``D = sigmoid(-dist / sigma)``.
+    gamma: sharpness of the depth weighting, small gamma lets the nearest face dominate.
+    background_color: RGB where no face is."""
+
+    sigma: float = 1e-4
+    gamma: float = 1e-4
+    background_color: Sequence[float] = (1.0, 1.0, 1.0)
+
+
+def _background(blend_params, like):
+    return torch.as_tensor(blend_params.background_color, dtype=like.dtype, device=like.device)
+
+
+def coverage_probability(fragments, sigma):
+    """``D_k = sigmoid(-dists_k / sigma)`` where face k exists, else 0: ``(N, H, W, K)``."""
+    return torch.sigmoid(-fragments.dists / sigma) * (fragments.pix_to_face >= 0)
+
+
+def hard_rgb_blend(colors, fragments, blend_params):
+    """The nearest face's colour, the background where there is none; alpha 1 on the object."""
+    is_background = fragments.pix_to_face[..., 0] < 0
+    rgb = torch.where(is_background[..., None], _background(blend_params, colors), colors[..., 0, :])
+    return torch.cat([rgb, (~is_background).to(colors.dtype)[..., None]], dim=-1)
+
+
+def sigmoid_alpha_blend(colors, fragments, blend_params):
+    """The soft silhouette ``alpha = 1 - prod_k (1 - D_k)``; RGB is the nearest face's colour."""
+    alpha = 1.0 - torch.prod(1.0 - coverage_probability(fragments, blend_params.sigma), dim=-1)
+    return torch.cat([colors[..., 0, :], alpha[..., None]], dim=-1)
+
+
+def softmax_rgb_blend(colors, fragments, blend_params, znear=1.0, zfar=100.0):
+    """Soft Rasterizer's colour aggregation.
+
+    Each face gets the weight ``w_k = D_k exp((z_k - z_max) / gamma)`` with the inverse depth
+    ``z_k = (zfar - zbuf_k) / (zfar - znear)``, the background ``w_b = exp((eps - z_max) / gamma)``;
+    ``rgb = (sum_k w_k c_k + w_b c_bg) / (sum_k w_k + w_b)`` and ``alpha = 1 - prod_k (1 - D_k)``.
+    Subtracting ``z_max`` (the nearest face) keeps the exponentials finite for tiny gamma.
+    ``znear``/``zfar`` are numbers or ``(N,)`` tensors.
+    """
+    eps = 1e-10
+    valid = fragments.pix_to_face >= 0
+    D = coverage_probability(fragments, blend_params.sigma)
+    alpha = 1.0 - torch.prod(1.0 - D, dim=-1)
+    if torch.is_tensor(zfar):
+        zfar = zfar.reshape(-1, 1, 1, 1)
+    if torch.is_tensor(znear):
+        znear = znear.reshape(-1, 1, 1, 1)
+    z_inv = (zfar - fragments.zbuf) / (zfar - znear) * valid
+    z_max = z_inv.amax(dim=-1, keepdim=True).clamp_min(eps)
+    weights = D * torch.exp((z_inv - z_max) / blend_params.gamma)
+    w_background = torch.exp((eps - z_max) / blend_params.gamma).clamp_min(eps)
+    denom = weights.sum(dim=-1, keepdim=True) + w_background
+    rgb = ((weights[..., None] * colors).sum(dim=-2)
+           + w_background * _background(blend_params, colors)) / denom
+    return torch.cat([rgb, alpha[..., None]], dim=-1)

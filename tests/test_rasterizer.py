@@ -1,0 +1,313 @@
+"""The rasterizer: every backend against the PyTorch reference, hand-made cases with known answers,
+gradients, the fused soft silhouette, the memory guard and bad input."""
+import math
+
+import pytest
+import torch
+
+import lib3dr
+from lib3dr.cameras import FoVPerspectiveCameras
+from lib3dr.rasterizer import (
+    Fragments, MeshRasterizer, RasterizationSettings, RasterMemoryError, memory_estimate,
+    rasterize_meshes, set_memory_limit, silhouette_from_dists, soft_silhouette)
+from lib3dr.structures import Meshes
+from lib3dr.transforms import look_at_view_transform
+from lib3dr.utils import ico_sphere
+
+COMPILED = [b for b in ("cpu", "cuda") if b in lib3dr.backends()]
+DEVICE = {"cpu": "cpu", "cuda": "cuda"}
+
+
+def triangle_soup(faces_per_mesh, dtype=torch.float32, seed=0, device="cpu"):
+    """Random triangles in NDC with positive depth, one mesh per entry (0 gives an empty mesh)."""
+    gen = torch.Generator().manual_seed(seed)
+    verts, faces = [], []
+    for count in faces_per_mesh:
+        centre = torch.rand(count, 1, 3, generator=gen, dtype=torch.float64) * \
+            torch.tensor([2.4, 2.4, 3.0], dtype=torch.float64) - torch.tensor([1.2, 1.2, -0.5])
+        spread = torch.randn(count, 3, 3, generator=gen, dtype=torch.float64) * \
+            torch.tensor([0.4, 0.4, 0.2], dtype=torch.float64)
+        verts.append((centre + spread).reshape(-1, 3).to(dtype=dtype, device=device))
+        faces.append(torch.arange(3 * count, device=device).reshape(-1, 3))
+    return Meshes(verts=verts, faces=faces)
+
+
+def one_face_mesh(v, dtype=torch.float64):
+    return Meshes(verts=[torch.tensor(v, dtype=dtype)], faces=[torch.tensor([[0, 1, 2]])])
+
+
+CONFIGS = [  # image_size, K, blur, perspective_correct, clip, cull
+    dict(image_size=24, faces_per_pixel=1, blur_radius=0.0),
+    dict(image_size=32, faces_per_pixel=10, blur_radius=0.01, clip_barycentric_coords=True),
+    dict(image_size=(20, 36), faces_per_pixel=100, blur_radius=0.02, perspective_correct=True),
+    dict(image_size=(36, 20), faces_per_pixel=4, blur_radius=0.005, cull_backfaces=True,
+         perspective_correct=True, clip_barycentric_coords=True),
+]
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backends_agree_with_reference(backend, config, dtype):
+    meshes = triangle_soup([15, 0, 30, 7], dtype=dtype, device=DEVICE[backend])
+    verts = meshes.verts_packed().detach().requires_grad_()
+    ref_mesh = Meshes(verts=[v for v in verts.split(meshes.num_verts_per_mesh().tolist())],
+                      faces=meshes.faces_list())
+    ref = rasterize_meshes(ref_mesh, backend="torch", **config)
+    out = rasterize_meshes(ref_mesh, backend=backend, **config)
+    assert (ref[0] >= 0).any(), "the test scene must cover some pixels"
+    assert torch.equal(ref[0], out[0])
+    for r, o in zip(ref[1:], out[1:]):
+        torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-6)
+    weights = [torch.randn_like(t) for t in ref[1:]]
+    grad_ref, = torch.autograd.grad(sum((t * w).sum() for t, w in zip(ref[1:], weights)), verts)
+    grad_out, = torch.autograd.grad(sum((t * w).sum() for t, w in zip(out[1:], weights)), verts)
+    scale = grad_ref.abs().max()
+    assert (grad_out - grad_ref).abs().max() <= 1e-4 * scale if dtype == torch.float32 \
+        else (grad_out - grad_ref).abs().max() <= 1e-9 * scale
+
+
+@pytest.mark.parametrize("backend", ["torch"] + COMPILED)
+@pytest.mark.parametrize("config", CONFIGS[1:])
+def test_gradcheck(backend, config):
+    meshes = triangle_soup([4, 3], dtype=torch.float64, seed=3, device=DEVICE.get(backend, "cpu"))
+    counts = meshes.num_verts_per_mesh().tolist()
+    faces = meshes.faces_list()
+    config = dict(config, image_size=10, faces_per_pixel=min(config["faces_per_pixel"], 3))
+
+    def render(verts):
+        out = rasterize_meshes(Meshes(verts=list(verts.split(counts)), faces=faces),
+                               backend=backend, **config)
+        return out[1], out[2], out[3]
+
+    verts = meshes.verts_packed().detach().requires_grad_()
+    assert torch.autograd.gradcheck(render, (verts,), eps=1e-7, atol=1e-5)
+
+
+def test_pixel_centres_and_orientation():
+    # A tiny triangle around the NDC centre of pixel (0, 0), (1 - 1/W, 1 - 1/H): +X left, +Y up,
+    # so it must land in the top-left pixel.
+    H, W = 8, 16
+    range_x = W / H  # the shorter side (H) spans [-1, 1], the longer one [-2, 2]
+    cx, cy = range_x * (1 - 1 / W), 1 - 1 / H
+    mesh = one_face_mesh([[cx + 0.01, cy - 0.01, 1.0], [cx - 0.01, cy - 0.01, 1.0],
+                          [cx, cy + 0.01, 1.0]])
+    pix_to_face = rasterize_meshes(mesh, image_size=(H, W), faces_per_pixel=1)[0]
+    assert pix_to_face[0, 0, 0, 0] == 0
+    assert (pix_to_face >= 0).sum() == 1
+
+
+def test_one_triangle_known_values():
+    # Counter-clockwise on screen (+X left): area > 0.
+    v = [[0.5, -0.5, 2.0], [-0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]
+    pix_to_face, zbuf, bary, dists = rasterize_meshes(one_face_mesh(v), image_size=4,
+                                                      faces_per_pixel=1)
+    # Pixel (2, 1) has its centre at NDC (x, y) = (1 - 3/4, 1 - 5/4) = (0.25, -0.25).
+    assert pix_to_face[0, 2, 1, 0] == 0
+    assert zbuf[0, 2, 1, 0].item() == pytest.approx(2.0)
+    # Barycentrics by hand: p = b0 v0 + b1 v1 + b2 v2 with b2 = (y + 0.5) / 1 = 0.25,
+    # x = 0.5 b0 - 0.5 b1 = 0.25 and b0 + b1 = 0.75: b0 = 0.625, b1 = 0.125.
+    torch.testing.assert_close(bary[0, 2, 1, 0], torch.tensor([0.625, 0.125, 0.25], dtype=torch.float64))
+    # Inside, so negative: the nearest edge is v0-v2 (direction (-0.5, 1)); p - v0 = (-0.25, 0.25)
+    # has cross product 0.125 with it, so the squared distance is 0.125^2 / 1.25 = 0.0125
+    # (the bottom edge is farther, at 0.25^2).
+    assert dists[0, 2, 1, 0].item() == pytest.approx(-0.0125)
+    assert zbuf[0, 0, 0, 0] == -1 and (bary[0, 0, 0, 0] == -1).all() and dists[0, 0, 0, 0] == -1
+
+
+def test_two_overlapping_faces_sorted_by_depth():
+    near = [[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0], [0.0, 1.0, 1.0]]
+    far = [[1.0, -1.0, 3.0], [-1.0, -1.0, 3.0], [0.0, 1.0, 3.0]]
+    mesh = Meshes(verts=[torch.tensor(far + near)], faces=[torch.tensor([[0, 1, 2], [3, 4, 5]])])
+    pix_to_face, zbuf, _, _ = rasterize_meshes(mesh, image_size=8, faces_per_pixel=3)
+    centre = pix_to_face[0, 4, 4]
+    assert centre.tolist() == [1, 0, -1]  # the near face (index 1) first, then the far one
+    assert zbuf[0, 4, 4].tolist() == [1.0, 3.0, -1.0]
+    assert rasterize_meshes(mesh, image_size=8, faces_per_pixel=1)[0][0, 4, 4, 0] == 1
+
+
+def test_pixel_exactly_on_an_edge():
+    # With 4 pixels, the centres are at +-0.25 and +-0.75; put the vertical edge at x = 0.25.
+    v = [[0.25, -1.0, 1.0], [0.25, 1.0, 1.0], [-1.0, 0.0, 1.0]]
+    mesh = one_face_mesh(v)
+    pix_to_face, _, _, dists = rasterize_meshes(mesh, image_size=4, faces_per_pixel=1)
+    # Column 1 (x = 0.25) lies on the edge: not strictly inside, distance 0, not covered.
+    assert (pix_to_face[0, :, 1, 0] == -1).all()
+    assert (pix_to_face[0, 1:3, 2, 0] == 0).all()
+    # Any blur covers it, at distance exactly 0.
+    pix_to_face, _, _, dists = rasterize_meshes(mesh, image_size=4, faces_per_pixel=1, blur_radius=1e-6)
+    assert pix_to_face[0, 1, 1, 0] == 0 and dists[0, 1, 1, 0] == 0
+
+
+def test_degenerate_and_hidden_faces_are_not_drawn():
+    degenerate = [[0.5, 0.5, 1.0], [-0.5, -0.5, 1.0], [0.0, 0.0, 1.0]]  # collinear
+    behind = [[1.0, -1.0, -2.0], [-1.0, -1.0, -2.0], [0.0, 1.0, -2.0]]  # z < 0
+    for v in (degenerate, behind):
+        for backend in ["torch"] + [b for b in COMPILED if b == "cpu"]:
+            out = rasterize_meshes(one_face_mesh(v), image_size=16, faces_per_pixel=2,
+                                   blur_radius=0.01, backend=backend)
+            assert (out[0] == -1).all()
+
+
+def test_empty_mesh_in_batch_and_cull_backfaces():
+    ccw = [[0.5, -0.5, 1.0], [-0.5, -0.5, 1.0], [0.0, 0.5, 1.0]]
+    cw = [ccw[1], ccw[0], ccw[2]]
+    meshes = Meshes(verts=[torch.tensor(ccw), torch.zeros(0, 3), torch.tensor(cw)],
+                    faces=[torch.tensor([[0, 1, 2]]), torch.zeros(0, 3, dtype=torch.int64),
+                           torch.tensor([[0, 1, 2]])])
+    for backend in ["torch"] + COMPILED[:1]:
+        drawn = rasterize_meshes(meshes, image_size=8, backend=backend)[0]
+        culled = rasterize_meshes(meshes, image_size=8, cull_backfaces=True, backend=backend)[0]
+        assert (drawn[1] == -1).all()
+        assert (drawn[0] >= 0).any() and (drawn[2] >= 0).any()
+        assert torch.equal(culled[0], drawn[0]) and (culled[2] == -1).all()
+
+
+@pytest.mark.skipif("cpu" not in lib3dr.backends(), reason="needs the compiled extension")
+def test_cpu_forward_is_independent_of_thread_count():
+    meshes = triangle_soup([200, 150], seed=5)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            verts = meshes.verts_packed().detach().requires_grad_()
+            mesh = Meshes(verts=list(verts.split(meshes.num_verts_per_mesh().tolist())),
+                          faces=meshes.faces_list())
+            out = rasterize_meshes(mesh, image_size=48, faces_per_pixel=20, blur_radius=0.01,
+                                   backend="cpu")
+            alpha = silhouette_from_dists(out[0], out[3], 1e-2)
+            grad, = torch.autograd.grad((out[1].sum() + alpha.sum()), verts)
+            results.append((out, grad))
+    finally:
+        torch.set_num_threads(threads)
+    for out, grad in results[1:]:
+        for a, b in zip(out, results[0][0]):
+            assert torch.equal(a, b)
+        torch.testing.assert_close(grad, results[0][1], rtol=1e-6, atol=1e-6)
+
+
+def camera_scene(dtype=torch.float32):
+    mesh = ico_sphere(2)
+    mesh = Meshes(verts=[v.to(dtype) for v in mesh.verts_list()], faces=mesh.faces_list())
+    R, T = look_at_view_transform(3.0, 20.0, 30.0)
+    return mesh, FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype))
+
+
+@pytest.mark.parametrize("backend", ["torch"] + COMPILED)
+def test_fused_silhouette_matches_unfused(backend):
+    mesh, cameras = camera_scene(torch.float64)
+    mesh = mesh.extend(2)
+    verts = mesh.verts_packed().detach().requires_grad_()
+    mesh = Meshes(verts=list(verts.split(mesh.num_verts_per_mesh().tolist())), faces=mesh.faces_list())
+    sigma = 1e-3
+    settings = RasterizationSettings(image_size=40, faces_per_pixel=12,
+                                     blur_radius=math.log(1 / 1e-4 - 1) * sigma, backend="torch")
+    fragments = MeshRasterizer(cameras, settings)(mesh)
+    unfused = silhouette_from_dists(fragments.pix_to_face, fragments.dists, sigma)
+    fused = soft_silhouette(mesh, cameras, image_size=40, sigma=sigma, faces_per_pixel=12,
+                            backend=backend)
+    assert 0 < unfused.mean() < 1
+    torch.testing.assert_close(fused, unfused, atol=1e-5, rtol=0)
+    weight = torch.randn_like(fused)
+    g_unfused, = torch.autograd.grad((unfused * weight).sum(), verts)
+    g_fused, = torch.autograd.grad((fused * weight).sum(), verts)
+    torch.testing.assert_close(g_fused, g_unfused, rtol=1e-4, atol=1e-4 * g_unfused.abs().max().item())
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_fused_silhouette_gradcheck(backend):
+    mesh = triangle_soup([3, 4], dtype=torch.float64, seed=7)
+    counts, faces = mesh.num_verts_per_mesh().tolist(), mesh.faces_list()
+    cameras = FoVPerspectiveCameras(R=torch.eye(3, dtype=torch.float64)[None],
+                                    T=torch.tensor([[0.0, 0.0, 0.5]], dtype=torch.float64))
+
+    def render(verts):
+        return soft_silhouette(Meshes(verts=list(verts.split(counts)), faces=faces), cameras,
+                               image_size=10, sigma=0.02, faces_per_pixel=3, backend=backend)
+
+    verts = mesh.verts_packed().detach().requires_grad_()
+    assert torch.autograd.gradcheck(render, (verts,), eps=1e-7, atol=1e-5)
+
+
+def test_mesh_rasterizer_uses_cameras_and_overrides():
+    mesh, cameras = camera_scene()
+    rasterizer = MeshRasterizer(cameras, RasterizationSettings(image_size=32, faces_per_pixel=1))
+    fragments = rasterizer(mesh)
+    assert isinstance(fragments, Fragments) and fragments.pix_to_face.shape == (1, 32, 32, 1)
+    covered = fragments.pix_to_face[0, ..., 0] >= 0
+    # The unit sphere seen from 3 units away is a disk in the middle of the image.
+    assert covered[16, 16] and not covered[0, 0] and not covered[31, 31]
+    assert fragments.zbuf[0, 16, 16, 0].item() == pytest.approx(2.0, abs=0.05)
+    # Moving the camera back with a per-call T shrinks the disk.
+    R, T = look_at_view_transform(6.0, 20.0, 30.0)
+    smaller = rasterizer(mesh, R=R, T=T).pix_to_face[0, ..., 0] >= 0
+    assert 0 < smaller.sum() < covered.sum()
+    # Gradients flow through the camera to R and T.
+    T = T.clone().requires_grad_()
+    R = R.clone().requires_grad_()
+    soft = MeshRasterizer(cameras, RasterizationSettings(image_size=32, faces_per_pixel=4,
+                                                         blur_radius=1e-3))(mesh, R=R, T=T)
+    silhouette_from_dists(soft.pix_to_face, soft.dists, 1e-3).sum().backward()
+    assert T.grad.abs().sum() > 0 and R.grad.abs().sum() > 0
+
+
+def test_memory_guard():
+    assert memory_estimate(8, 256, 256, 100) == 8 * 256 * 256 * 100 * 48
+    mesh, cameras = camera_scene()
+    settings = RasterizationSettings(image_size=64, faces_per_pixel=50)
+    set_memory_limit(memory_estimate(1, 64, 64, 50) - 1)
+    try:
+        with pytest.raises(RasterMemoryError, match=r"K=50.*Reduce faces_per_pixel"):
+            MeshRasterizer(cameras, settings)(mesh)
+        with pytest.raises(MemoryError):
+            rasterize_meshes(mesh, image_size=64, faces_per_pixel=50)
+        # The fused silhouette does not allocate per-fragment tensors and is not limited.
+        if COMPILED:
+            soft_silhouette(mesh, cameras, image_size=64, faces_per_pixel=50)
+    finally:
+        set_memory_limit(None)
+    MeshRasterizer(cameras, settings)(mesh)
+
+
+def test_bad_input_raises_clear_errors():
+    mesh = one_face_mesh([[0.5, -0.5, 2.0], [-0.5, -0.5, 2.0], [0.0, 0.5, 2.0]])
+    with pytest.raises(ValueError, match="faces_per_pixel"):
+        rasterize_meshes(mesh, faces_per_pixel=0)
+    with pytest.raises(ValueError, match="image_size"):
+        rasterize_meshes(mesh, image_size=0)
+    with pytest.raises(ValueError, match="image_size"):
+        rasterize_meshes(mesh, image_size=(16, -2))
+    with pytest.raises(ValueError, match="blur_radius"):
+        rasterize_meshes(mesh, blur_radius=-1.0)
+    with pytest.raises(NotImplementedError, match="z_clip_value"):
+        rasterize_meshes(mesh, z_clip_value=0.1)
+    with pytest.raises(ValueError, match="backend"):
+        rasterize_meshes(mesh, backend="opengl")
+    nan_mesh = one_face_mesh([[math.nan, -0.5, 2.0], [-0.5, -0.5, 2.0], [0.0, 0.5, 2.0]])
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        rasterize_meshes(nan_mesh)
+    with pytest.raises(ValueError, match="sigma"):
+        soft_silhouette(mesh, FoVPerspectiveCameras(), sigma=0.0)
+    with pytest.raises(TypeError, match="float64 but the cameras are torch.float32"):
+        soft_silhouette(mesh, FoVPerspectiveCameras())
+
+
+@pytest.mark.skipif("cpu" not in lib3dr.backends(), reason="needs the compiled extension")
+def test_kernel_checks_name_the_argument():
+    from lib3dr import _C
+    face_verts = torch.rand(4, 3, 3)
+    first, num = torch.tensor([0]), torch.tensor([4])
+    args = (16, 16, 1, 0.0, False, False, False, 0)
+    with pytest.raises(RuntimeError, match="face_verts must have shape"):
+        _C.rasterize_forward(torch.rand(4, 9), first, num, *args)
+    with pytest.raises(RuntimeError, match="float32 or float64"):
+        _C.rasterize_forward(face_verts.half(), first, num, *args)
+    with pytest.raises(RuntimeError, match="contiguous"):
+        _C.rasterize_forward(face_verts.transpose(1, 2), first, num, *args)
+    with pytest.raises(RuntimeError, match="mesh_first_face must be int64"):
+        _C.rasterize_forward(face_verts, first.int(), num, *args)
+    with pytest.raises(RuntimeError, match="outside face_verts"):
+        _C.rasterize_forward(face_verts, first, torch.tensor([5]), *args)
+    with pytest.raises(RuntimeError, match="faces_per_pixel"):
+        _C.rasterize_forward(face_verts, first, num, 16, 16, 0, 0.0, False, False, False, 0)
