@@ -42,7 +42,7 @@ setup: $(INSTALL_STAMP)
 # CI has nvcc but no GPU: compiling every .cu here keeps CUDA code that does not build from landing.
 build/nvcc/%.o: extensions/csrc/%.cu extensions/csrc/*.h
 	@mkdir -p $(@D)
-	$(NVCC) -std=c++17 -O3 -arch=sm_90 -Iextensions/csrc -c $< -o $@
+	$(NVCC) -std=c++17 -O3 -fmad=false -arch=sm_90 -Iextensions/csrc -c $< -o $@
 
 cuda-check:
 ifeq ($(NVCC),)

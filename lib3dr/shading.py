@@ -2,11 +2,13 @@
 
 Three ways to decide where the reflection is evaluated (PyTorch3D's functions):
 ``phong_shading`` per pixel with interpolated normals, ``gouraud_shading`` per vertex then
-interpolated, ``flat_shading`` once per face. Each returns ``(N, H, W, K, 3)``.
+interpolated, ``flat_shading`` once per face. Each returns ``(N, H, W, K, 3)``, zero where there
+is no face. Only covered fragments are lit: with K = 50 most of the (N, H, W, K) slots are empty.
 """
 import torch
 
-from lib3dr.interpolate import interpolate_face_attributes
+from lib3dr.interpolate import (covered_by_image, interpolate_covered, interpolate_face_attributes,
+                                scatter_covered)
 from lib3dr.lights import broadcast_to_points
 
 
@@ -24,16 +26,35 @@ def apply_lighting(points, normals, lights, cameras, materials, **camera_kwargs)
             broadcast_to_points(materials.specular_color, points) * specular)
 
 
+def _light_covered(fragments, points, normals, texels, lights, cameras, materials, camera_kwargs):
+    """``(ambient + diffuse) * texel + specular`` of the covered fragments, given packed ``(M, 3)``
+    points, normals and texels; returns ``(N, H, W, K, 3)``.
+
+    Lights and cameras are batched per image, so the fragments are grouped by image into a
+    padded ``(N, max fragments per image, 3)`` batch for ``apply_lighting``."""
+    covered = fragments.pix_to_face >= 0
+    N = covered.shape[0]
+    image, slot, width = covered_by_image(fragments.pix_to_face)
+
+    def by_image(values):
+        batch = values.new_zeros(N, width, 3)
+        batch[image, slot] = values
+        return batch
+
+    lit = apply_lighting(by_image(points), by_image(normals), lights, cameras, materials, **camera_kwargs)
+    ambient, diffuse, specular = (light.expand(N, width, 3)[image, slot] for light in lit)
+    return scatter_covered(fragments.pix_to_face, (ambient + diffuse) * texels[covered] + specular)
+
+
 def phong_shading(meshes, fragments, lights, cameras, materials, texels, **camera_kwargs):
     """Reflection per pixel, at the interpolated position with the interpolated vertex normal."""
     faces = meshes.faces_packed()
-    points = interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords,
-                                         meshes.verts_packed()[faces])
-    normals = interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords,
-                                          meshes.verts_normals_packed()[faces])
-    ambient, diffuse, specular = apply_lighting(points, normals, lights, cameras, materials,
-                                                **camera_kwargs)
-    return (ambient + diffuse) * texels + specular
+    points = interpolate_covered(fragments.pix_to_face, fragments.bary_coords,
+                                 meshes.verts_packed()[faces])
+    normals = interpolate_covered(fragments.pix_to_face, fragments.bary_coords,
+                                  meshes.verts_normals_packed()[faces])
+    return _light_covered(fragments, points, normals, texels, lights, cameras, materials,
+                          camera_kwargs)
 
 
 def gouraud_shading(meshes, fragments, lights, cameras, materials, **camera_kwargs):
@@ -51,14 +72,11 @@ def gouraud_shading(meshes, fragments, lights, cameras, materials, **camera_kwar
 
 def flat_shading(meshes, fragments, lights, cameras, materials, texels, **camera_kwargs):
     """Reflection once per face, at its centroid with its geometric normal."""
-    faces = meshes.faces_packed()
-    face_index = fragments.pix_to_face.clamp_min(0)
-    empty = (fragments.pix_to_face < 0)[..., None]
-    points = meshes.verts_packed()[faces].mean(dim=1)[face_index].masked_fill(empty, 0.0)
-    normals = meshes.faces_normals_packed()[face_index].masked_fill(empty, 0.0)
-    ambient, diffuse, specular = apply_lighting(points, normals, lights, cameras, materials,
-                                                **camera_kwargs)
-    return (ambient + diffuse) * texels + specular
+    faces = fragments.pix_to_face[fragments.pix_to_face >= 0]
+    points = meshes.verts_packed()[meshes.faces_packed()[faces]].mean(dim=1)
+    normals = meshes.faces_normals_packed()[faces]
+    return _light_covered(fragments, points, normals, texels, lights, cameras, materials,
+                          camera_kwargs)
 
 
 def _packed(padded, counts):

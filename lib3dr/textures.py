@@ -12,7 +12,8 @@ faces_packed)`` method, which ``Meshes.sample_textures(fragments)`` calls (PyTor
 import torch
 import torch.nn.functional as F
 
-from lib3dr.interpolate import interpolate_face_attributes
+from lib3dr.interpolate import (covered_by_image, interpolate_covered, interpolate_face_attributes,
+                                scatter_covered)
 from lib3dr.structures import _check_faces_in_range, _index_list, _packed_to_padded, _padded_to_packed
 
 
@@ -275,24 +276,25 @@ class TexturesUV:
     def sample_textures(self, fragments, faces_packed=None):
         """Texture colours at the fragments: ``(N, H, W, K, C)``, 0 where there is no face.
 
-        The UV coordinates are interpolated at each fragment, then all N*H*W*K lookups go through
-        one ``grid_sample`` call on the (N, C, H, W) maps: a map is read in place, never copied per
+        The UV coordinates are interpolated at the covered fragments, then looked up with one
+        ``grid_sample`` call on the (N, C, H, W) maps: a map is read in place, never copied per
         face or per K. Differentiable w.r.t. the maps, the UVs and the barycentrics.
         """
-        N, H, W, K = fragments.pix_to_face.shape
+        N = fragments.pix_to_face.shape[0]
         if N != len(self):
             raise ValueError(f"fragments hold {N} images but the textures {len(self)} meshes")
         uv_offsets = torch.tensor([0] + self._num_uvs[:-1], device=self.device).cumsum(0)
         faces_uvs = torch.cat([f + o for f, o in zip(self.faces_uvs_list(), uv_offsets)])
         face_uvs = torch.cat(self.verts_uvs_list())[faces_uvs]  # (F, 3, 2)
-        uv = interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords, face_uvs)
+        uv = interpolate_covered(fragments.pix_to_face, fragments.bary_coords, face_uvs)
         # grid_sample's (x, y) run from (-1, -1) at the top-left corner; v runs up the image.
-        grid = torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], dim=-1).reshape(N, H, W * K, 2)
+        image, slot, width = covered_by_image(fragments.pix_to_face)
+        grid = uv.new_zeros(N, 1, width, 2)
+        grid[image, 0, slot] = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], dim=-1)
         maps = self._maps.permute(0, 3, 1, 2).to(grid.dtype)
         texels = F.grid_sample(maps, grid, mode=self.sampling_mode, padding_mode=self.padding_mode,
-                               align_corners=self.align_corners)
-        texels = texels.permute(0, 2, 3, 1).reshape(N, H, W, K, -1)
-        return texels * (fragments.pix_to_face >= 0)[..., None]
+                               align_corners=self.align_corners)  # (N, C, 1, width)
+        return scatter_covered(fragments.pix_to_face, texels[:, :, 0].transpose(1, 2)[image, slot])
 
     def join_batch(self, textures):
         """A new TexturesUV with these meshes followed by those of every TexturesUV in ``textures``.

@@ -135,7 +135,7 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
   const Vec2<T> v[3] = {{face[0], face[1]}, {face[3], face[4]}, {face[6], face[7]}};
   const T z0 = face[2], z1 = face[5], z2 = face[8];
   out.area = edge_function(v[2], v[0], v[1]);
-  if (out.area < T(kAreaEpsilon) && out.area > -T(kAreaEpsilon)) return false;
+  if ((out.area < T(kAreaEpsilon)) && (out.area > -T(kAreaEpsilon))) return false;
   if (s.cull_backfaces && out.area < T(0)) return false;
 
   out.bary_2d[0] = edge_function(p, v[1], v[2]) / out.area;

@@ -91,6 +91,42 @@ LIB3DR_HD double ndc_range_y(const RasterizeParams& p) {
   return p.height > p.width ? double(p.height) / p.width : 1.0;
 }
 
+// Pixel indices [lo, hi] whose centres may lie in the NDC interval [lo_ndc, hi_ndc] along an
+// axis of `size` pixels spanning [-range, range]; centres decrease with the index (+X left, +Y up).
+// Empty (lo > hi) when the interval misses the axis.
+struct PixelSpan {
+  int lo, hi;
+};
+LIB3DR_HD PixelSpan pixel_span(double lo_ndc, double hi_ndc, int size, double range) {
+  const double first = (size * (1.0 - hi_ndc / range) - 1.0) / 2.0;
+  const double last = (size * (1.0 - lo_ndc / range) - 1.0) / 2.0;
+  // One pixel of margin: the exact test is done per pixel, this only has to be conservative.
+  // Clamped while still double: converting an out-of-range double to int is undefined.
+  const double lo = std::fmin(std::fmax(std::floor(first) - 1.0, 0.0), double(size));
+  const double hi = std::fmax(std::fmin(std::ceil(last) + 1.0, size - 1.0), -1.0);
+  return {int(lo), int(hi)};
+}
+
+// The pixels a face may cover: x0..x1, y0..y1 inclusive.
+struct PixelBox {
+  int x0, x1, y0, y1;
+};
+
+// Pixel box of the face's blur-expanded NDC bounding box; empty (x0 > x1) for a face entirely
+// behind the camera or with non-finite x, y.
+template <typename T>
+LIB3DR_HD PixelBox face_pixel_box(const RasterizeParams& p, const T* v) {
+  if (max3(v[2], v[5], v[8]) < T(kAreaEpsilon) ||
+      !std::isfinite(double(v[0] + v[1] + v[3] + v[4] + v[6] + v[7])))
+    return {1, 0, 1, 0};
+  const double blur = std::sqrt(p.blur_radius);
+  const PixelSpan xs = pixel_span(min3(v[0], v[3], v[6]) - blur, max3(v[0], v[3], v[6]) + blur,
+                                  p.width, ndc_range_x(p));
+  const PixelSpan ys = pixel_span(min3(v[1], v[4], v[7]) - blur, max3(v[1], v[4], v[7]) + blur,
+                                  p.height, ndc_range_y(p));
+  return {xs.lo, xs.hi, ys.lo, ys.hi};
+}
+
 // Keeps the K nearest faces of a pixel in `zs`/`faces`, sorted by ascending (z, face index): the
 // face index breaks ties, so the result does not depend on the order in which faces arrive.
 template <typename T>

@@ -28,42 +28,12 @@ void parallel_round_robin(int64_t count, const Body& body) {
   });
 }
 
-// Pixel indices [lo, hi] whose centres may lie in the NDC interval [lo_ndc, hi_ndc] along an
-// axis of `size` pixels spanning [-range, range]; centres decrease with the index (+X left, +Y up).
-struct PixelSpan {
-  int lo, hi;
-};
-inline PixelSpan pixel_span(double lo_ndc, double hi_ndc, int size, double range) {
-  const double first = (size * (1.0 - hi_ndc / range) - 1.0) / 2.0;
-  const double last = (size * (1.0 - lo_ndc / range) - 1.0) / 2.0;
-  // One pixel of margin: the exact test is done per pixel, this only has to be conservative.
-  return {std::max(0, int(std::floor(first)) - 1), std::min(size - 1, int(std::ceil(last)) + 1)};
-}
-
-// Pixel box of each face's blur-expanded NDC bounding box; empty (lo > hi) for faces that are
-// entirely behind the camera or off-screen.
-struct PixelBox {
-  int x0, x1, y0, y1;
-};
-
+// Each face's pixel box (face_pixel_box, shared with the CUDA kernels).
 template <typename T>
 std::vector<PixelBox> face_pixel_boxes(const RasterizeParams& p, const T* face_verts) {
   std::vector<PixelBox> boxes(p.num_faces);
-  const double blur = std::sqrt(p.blur_radius), rx = ndc_range_x(p), ry = ndc_range_y(p);
   at::parallel_for(0, p.num_faces, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t f = begin; f < end; ++f) {
-      const T* v = face_verts + 9 * f;
-      if (max3(v[2], v[5], v[8]) < T(kAreaEpsilon) ||
-          !std::isfinite(double(v[0] + v[1] + v[3] + v[4] + v[6] + v[7]))) {
-        boxes[f] = {1, 0, 1, 0};
-        continue;
-      }
-      const PixelSpan xs = pixel_span(min3(v[0], v[3], v[6]) - blur, max3(v[0], v[3], v[6]) + blur,
-                                      p.width, rx);
-      const PixelSpan ys = pixel_span(min3(v[1], v[4], v[7]) - blur, max3(v[1], v[4], v[7]) + blur,
-                                      p.height, ry);
-      boxes[f] = {xs.lo, xs.hi, ys.lo, ys.hi};
-    }
+    for (int64_t f = begin; f < end; ++f) boxes[f] = face_pixel_box(p, face_verts + 9 * f);
   });
   return boxes;
 }
