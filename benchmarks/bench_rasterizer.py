@@ -41,7 +41,7 @@ def scene(mesh_name, batch, device):
     teapot = load_objs_as_meshes([os.path.join(ROOT, "data", "teapot.obj")], device=device)
     cow = load_objs_as_meshes([os.path.join(ROOT, "data", "cow_mesh", "cow.obj")], device=device)
     meshes = {"teapot": [teapot], "cow": [cow], "mixed": [teapot, cow] * (batch // 2)}[mesh_name]
-    meshes = join_meshes_as_batch(meshes) if len(meshes) > 1 else meshes[0]
+    meshes = join_meshes_as_batch(meshes, include_textures=False) if len(meshes) > 1 else meshes[0]
     R, T = look_at_view_transform(3.0, 50.0, 0.0, device=device)
     cameras = FoVPerspectiveCameras(device=device, R=R.expand(batch, 3, 3), T=T.expand(batch, 3))
     return meshes, cameras, torch

@@ -126,14 +126,13 @@ struct PixelFace {
   bool inside;
 };
 
-// Evaluates face `face` (x, y, z of three vertices) at pixel centre p. Returns false where the
-// face does not cover the pixel: degenerate, culled, farther than the blur radius, or behind
-// the camera at that point.
+// Stage 1 of evaluating face `face` (x, y, z of three vertices) at pixel centre p: does it
+// cover the pixel in 2D, and at what signed distance? False for degenerate faces, culled faces
+// and pixels farther than the blur radius.
 template <typename T>
-LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings<T>& s,
-                               PixelFace<T>& out) {
+LIB3DR_HD bool eval_coverage(Vec2<T> p, const T* face, const PixelFaceSettings<T>& s,
+                             PixelFace<T>& out) {
   const Vec2<T> v[3] = {{face[0], face[1]}, {face[3], face[4]}, {face[6], face[7]}};
-  const T z0 = face[2], z1 = face[5], z2 = face[8];
   out.area = edge_function(v[2], v[0], v[1]);
   if ((out.area < T(kAreaEpsilon)) && (out.area > -T(kAreaEpsilon))) return false;
   if (s.cull_backfaces && out.area < T(0)) return false;
@@ -145,7 +144,14 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
   const T d2 = point_triangle_dist2(p, v, out.edge, out.edge_t);
   if (!out.inside && d2 >= s.blur_radius) return false;
   out.dist = out.inside ? -d2 : d2;
+  return true;
+}
 
+// Stage 2, after eval_coverage accepted the face: its barycentrics (perspective-corrected and
+// clipped as asked) and depth at the pixel. False where the depth is behind the camera.
+template <typename T>
+LIB3DR_HD bool eval_depth(const T* face, const PixelFaceSettings<T>& s, PixelFace<T>& out) {
+  const T z0 = face[2], z1 = face[5], z2 = face[8];
   if (s.perspective_correct) {
     // Screen-space barycentrics weight 1/z; undo it so they interpolate in view space.
     const T w0 = out.bary_2d[0] * z1 * z2;
@@ -172,6 +178,39 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
   }
   out.z = out.bary[0] * z0 + out.bary[1] * z1 + out.bary[2] * z2;
   return out.z >= T(0);
+}
+
+// Whether eval_depth can only accept a face that eval_coverage accepted: with no vertex behind
+// the camera, barycentrics that are non-negative (inside, or clipped) give a depth >= 0. The
+// soft silhouette needs no depth otherwise, so it skips stage 2 for such faces.
+template <typename T>
+LIB3DR_HD bool depth_surely_visible(const T* face, const PixelFaceSettings<T>& s,
+                                    const PixelFace<T>& f) {
+  return face[2] >= T(0) && face[5] >= T(0) && face[8] >= T(0) && (f.inside || s.clip_barycentric);
+}
+
+// Evaluates face `face` at pixel centre p: both stages. Returns false where the face does not
+// cover the pixel: degenerate, culled, farther than the blur radius, or behind the camera there.
+template <typename T>
+LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings<T>& s,
+                               PixelFace<T>& out) {
+  return eval_coverage(p, face, s, out) && eval_depth(face, s, out);
+}
+
+// Adds grad_dist * d dist / d(face) to grad_face: dist = -+ the squared distance to the nearest
+// edge, which moves with that edge's two vertices only.
+template <typename T, typename G>
+LIB3DR_HD void eval_dist_backward(Vec2<T> p, const T* face, const PixelFace<T>& f, T grad_dist,
+                                  G* grad_face) {
+  const int a = f.edge, b = (f.edge + 1) % 3;
+  Vec2<T> ga = {T(0), T(0)}, gb = {T(0), T(0)};
+  point_segment_dist2_backward(p, Vec2<T>{face[3 * a], face[3 * a + 1]},
+                               Vec2<T>{face[3 * b], face[3 * b + 1]}, f.edge_t,
+                               f.inside ? -grad_dist : grad_dist, ga, gb);
+  grad_face[3 * a] += G(ga.x);
+  grad_face[3 * a + 1] += G(ga.y);
+  grad_face[3 * b] += G(gb.x);
+  grad_face[3 * b + 1] += G(gb.y);
 }
 
 // Adds to grad_face (9 values, like `face`) the gradient of grad_z * z + grad_bary . bary +
@@ -236,16 +275,12 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
     edge_function_backward(p, v[a], v[b], g_edge, g_p, gv[a], gv[b]);
   }
   edge_function_backward(v[2], v[0], v[1], g_area, gv[2], gv[0], gv[1]);
-  // dist = -+ point_triangle_dist2
-  const T g_d2 = f.inside ? -grad_dist : grad_dist;
-  point_segment_dist2_backward(p, v[f.edge], v[(f.edge + 1) % 3], f.edge_t, g_d2, gv[f.edge],
-                               gv[(f.edge + 1) % 3]);
-
   for (int i = 0; i < 3; ++i) {
     grad_face[3 * i + 0] += G(gv[i].x);
     grad_face[3 * i + 1] += G(gv[i].y);
     grad_face[3 * i + 2] += G(gz[i]);
   }
+  eval_dist_backward(p, face, f, grad_dist, grad_face);
 }
 
 // The soft silhouette's per-face coverage, D = sigmoid(-dist / sigma), written to saturate

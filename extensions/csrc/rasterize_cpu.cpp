@@ -71,44 +71,95 @@ inline TileBins bin_faces(const RasterizeParams& p, const std::vector<PixelBox>&
   return bins;
 }
 
-// The K nearest faces of every pixel of one tile, written to per-thread scratch buffers.
-template <typename T>
-struct TileSelection {
-  int x0, y0, w, h;             // the tile's pixel rectangle
-  std::vector<T> z;             // (h * w, K) depths, nearest first
-  std::vector<int64_t> face;    // (h * w, K) packed face indices
-  std::vector<int> count;       // (h * w,) faces kept
+// The pixel rectangle of tile `item` (an index over meshes x tiles).
+struct TileRect {
+  int x0, y0, w, h;
 };
 
-template <typename T>
-void select_tile(const RasterizeParams& p, const T* face_verts, const std::vector<PixelBox>& boxes,
-                 const TileBins& bins, int64_t item, TileSelection<T>& sel) {
-  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
-  const int64_t tile = item % tiles;
-  sel.x0 = int(tile % bins.tiles_x) * kTile;
-  sel.y0 = int(tile / bins.tiles_x) * kTile;
-  sel.w = std::min(kTile, p.width - sel.x0);
-  sel.h = std::min(kTile, p.height - sel.y0);
-  const int K = p.faces_per_pixel;
-  sel.z.resize(size_t(kTile) * kTile * K);
-  sel.face.resize(size_t(kTile) * kTile * K);
-  sel.count.assign(size_t(kTile) * kTile, 0);
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+inline TileRect tile_rect(const RasterizeParams& p, const TileBins& bins, int64_t item) {
+  const int64_t tile = item % (int64_t(bins.tiles_x) * bins.tiles_y);
+  const int x0 = int(tile % bins.tiles_x) * kTile, y0 = int(tile / bins.tiles_x) * kTile;
+  return {x0, y0, std::min(kTile, p.width - x0), std::min(kTile, p.height - y0)};
+}
+
+// Calls visit(face, pixel centre, pixel index within the tile) for every face listed in tile
+// `item` and every pixel of `rect` inside that face's pixel box, faces in ascending order.
+template <typename T, typename Visit>
+void visit_tile(const RasterizeParams& p, const std::vector<PixelBox>& boxes, const TileBins& bins,
+                int64_t item, const TileRect& rect, const Visit& visit) {
   const double rx = ndc_range_x(p), ry = ndc_range_y(p);
-  PixelFace<T> pf;
+  const TileRect tile = tile_rect(p, bins, item);
   for (int64_t i = bins.start[item]; i < bins.start[item + 1]; ++i) {
     const int64_t f = bins.faces[i];
     const PixelBox& b = boxes[f];
-    const int y_end = std::min(b.y1, sel.y0 + sel.h - 1), x_end = std::min(b.x1, sel.x0 + sel.w - 1);
-    for (int y = std::max(b.y0, sel.y0); y <= y_end; ++y) {
+    const int y_end = std::min(b.y1, rect.y0 + rect.h - 1), x_end = std::min(b.x1, rect.x0 + rect.w - 1);
+    for (int y = std::max(b.y0, rect.y0); y <= y_end; ++y) {
       const T py = T(pixel_center_ndc(y, p.height, ry));
-      for (int x = std::max(b.x0, sel.x0); x <= x_end; ++x) {
-        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)), py};
-        if (!eval_pixel_face(pix, face_verts + 9 * f, s, pf)) continue;
-        const int local = (y - sel.y0) * kTile + (x - sel.x0);
-        insert_nearest(pf.z, f, &sel.z[size_t(local) * K], &sel.face[size_t(local) * K],
-                       sel.count[local], K);
-      }
+      for (int x = std::max(b.x0, rect.x0); x <= x_end; ++x)
+        visit(f, Vec2<T>{T(pixel_center_ndc(x, p.width, rx)), py}, (y - tile.y0) * kTile + (x - tile.x0));
+    }
+  }
+}
+
+// Per-pixel lists of one tile, K entries per pixel (per-thread scratch buffers).
+template <typename T>
+struct TileLists {
+  std::vector<T> value;       // (kTile * kTile, K) depth (selection) or signed distance (hits)
+  std::vector<int64_t> face;  // (kTile * kTile, K) packed face indices
+  std::vector<int> count;     // (kTile * kTile,) entries; K + 1 marks a saturated hit list
+  void reset(int K) {
+    value.resize(size_t(kTile) * kTile * K);
+    face.resize(size_t(kTile) * kTile * K);
+    count.assign(size_t(kTile) * kTile, 0);
+  }
+};
+
+// The K nearest faces (by depth, then index) of every pixel of `rect` in tile `item`.
+template <typename T>
+void select_nearest(const RasterizeParams& p, const T* face_verts, const std::vector<PixelBox>& boxes,
+                    const TileBins& bins, int64_t item, const TileRect& rect, TileLists<T>& lists) {
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  PixelFace<T> pf;
+  visit_tile<T>(p, boxes, bins, item, rect, [&](int64_t f, Vec2<T> pix, int local) {
+    if (eval_pixel_face(pix, face_verts + 9 * f, s, pf))
+      insert_nearest(pf.z, f, &lists.value[size_t(local) * K], &lists.face[size_t(local) * K],
+                     lists.count[local], K);
+  });
+}
+
+// Every face covering each pixel of tile `item`, with its signed distance, in no particular
+// order: all the soft silhouette needs, as long as a pixel has at most K of them. A pixel with
+// more is saturated: its list is redone with its K nearest faces (the rasterizer's rule).
+template <typename T>
+void collect_hits(const RasterizeParams& p, const T* face_verts, const std::vector<PixelBox>& boxes,
+                  const TileBins& bins, int64_t item, TileLists<T>& lists) {
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  const TileRect tile = tile_rect(p, bins, item);
+  PixelFace<T> pf;
+  visit_tile<T>(p, boxes, bins, item, tile, [&](int64_t f, Vec2<T> pix, int local) {
+    const T* face = face_verts + 9 * f;
+    if (!eval_coverage(pix, face, s, pf)) return;
+    if (!depth_surely_visible(face, s, pf) && !eval_depth(face, s, pf)) return;
+    int& count = lists.count[local];
+    if (count < K) {
+      lists.face[size_t(local) * K + count] = f;
+      lists.value[size_t(local) * K + count] = pf.dist;
+    }
+    count = std::min(count + 1, K + 1);
+  });
+  for (int local = 0; local < kTile * kTile; ++local) {
+    if (lists.count[local] <= K) continue;
+    const TileRect pixel = {tile.x0 + local % kTile, tile.y0 + local / kTile, 1, 1};
+    lists.count[local] = 0;
+    select_nearest(p, face_verts, boxes, bins, item, pixel, lists);
+    for (int k = 0; k < lists.count[local]; ++k) {
+      const int64_t f = lists.face[size_t(local) * K + k];
+      const Vec2<T> pix = {T(pixel_center_ndc(pixel.x0, p.width, ndc_range_x(p))),
+                           T(pixel_center_ndc(pixel.y0, p.height, ndc_range_y(p)))};
+      eval_coverage(pix, face_verts + 9 * f, s, pf);
+      lists.value[size_t(local) * K + k] = pf.dist;
     }
   }
 }
@@ -159,22 +210,24 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const double rx = ndc_range_x(p), ry = ndc_range_y(p);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileSelection<T>> scratch(thread_slots());
+  std::vector<TileLists<T>> scratch(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    TileSelection<T>& sel = scratch[thread];
-    select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
+    TileLists<T>& nearest = scratch[thread];
+    nearest.reset(K);
+    const TileRect tile = tile_rect(p, tiled.bins, item);
+    select_nearest(p, face_verts, tiled.boxes, tiled.bins, item, tile, nearest);
     const int64_t n = item / tiles;
     PixelFace<T> pf;
-    for (int ly = 0; ly < sel.h; ++ly)
-      for (int lx = 0; lx < sel.w; ++lx) {
-        const int y = sel.y0 + ly, x = sel.x0 + lx, local = ly * kTile + lx;
+    for (int ly = 0; ly < tile.h; ++ly)
+      for (int lx = 0; lx < tile.w; ++lx) {
+        const int y = tile.y0 + ly, x = tile.x0 + lx, local = ly * kTile + lx;
         const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
                              T(pixel_center_ndc(y, p.height, ry))};
         const int64_t out = ((n * p.height + y) * p.width + x) * K;
         for (int k = 0; k < K; ++k) {
           const int64_t o = out + k;
-          if (k < sel.count[local]) {
-            const int64_t f = sel.face[size_t(local) * K + k];
+          if (k < nearest.count[local]) {
+            const int64_t f = nearest.face[size_t(local) * K + k];
             eval_pixel_face(pix, face_verts + 9 * f, s, pf);
             pix_to_face[o] = f;
             zbuf[o] = pf.z;
@@ -231,26 +284,21 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
                                  T* alpha) {
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
   const int K = p.faces_per_pixel;
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileSelection<T>> scratch(thread_slots());
+  std::vector<TileLists<T>> scratch(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    TileSelection<T>& sel = scratch[thread];
-    select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
+    TileLists<T>& hits = scratch[thread];
+    hits.reset(K);
+    collect_hits(p, face_verts, tiled.boxes, tiled.bins, item, hits);
+    const TileRect tile = tile_rect(p, tiled.bins, item);
     const int64_t n = item / tiles;
-    PixelFace<T> pf;
-    for (int ly = 0; ly < sel.h; ++ly)
-      for (int lx = 0; lx < sel.w; ++lx) {
-        const int y = sel.y0 + ly, x = sel.x0 + lx, local = ly * kTile + lx;
-        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
-                             T(pixel_center_ndc(y, p.height, ry))};
+    for (int ly = 0; ly < tile.h; ++ly)
+      for (int lx = 0; lx < tile.w; ++lx) {
+        const int local = ly * kTile + lx;
         T transmittance = T(1);  // prod_k (1 - D_k)
-        for (int k = 0; k < sel.count[local]; ++k) {
-          eval_pixel_face(pix, face_verts + 9 * sel.face[size_t(local) * K + k], s, pf);
-          transmittance *= T(1) - coverage_probability(pf.dist, T(p.sigma));
-        }
-        alpha[(n * p.height + y) * p.width + x] = T(1) - transmittance;
+        for (int k = 0; k < hits.count[local]; ++k)
+          transmittance *= T(1) - coverage_probability(hits.value[size_t(local) * K + k], T(p.sigma));
+        alpha[(n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx] = T(1) - transmittance;
       }
   });
 }
@@ -263,52 +311,49 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   const int K = p.faces_per_pixel;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const double rx = ndc_range_x(p), ry = ndc_range_y(p);
-  const T sigma = T(p.sigma), zero_bary[3] = {T(0), T(0), T(0)};
+  const T sigma = T(p.sigma);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileSelection<T>> scratch(thread_slots());
+  std::vector<TileLists<T>> scratch(thread_slots());
   GradBuffers grads(thread_slots());
-  std::vector<std::vector<PixelFace<T>>> faces_at_pixel(thread_slots(), std::vector<PixelFace<T>>(K));
   std::vector<std::vector<T>> suffix(thread_slots(), std::vector<T>(K + 1));
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
+    const TileRect tile = tile_rect(p, tiled.bins, item);
     const int64_t n = item / tiles;
-    const int64_t first_tile_row = (item % tiles) / tiled.bins.tiles_x * kTile;
-    const int64_t first_tile_col = (item % tiles) % tiled.bins.tiles_x * kTile;
-    // Skip tiles whose pixels all have zero gradient (the background of a masked loss, say).
-    bool any = false;
-    for (int64_t y = first_tile_row; y < std::min<int64_t>(first_tile_row + kTile, p.height) && !any; ++y)
-      for (int64_t x = first_tile_col; x < std::min<int64_t>(first_tile_col + kTile, p.width); ++x)
-        if (grad_alpha[(n * p.height + y) * p.width + x] != T(0)) {
-          any = true;
-          break;
-        }
+    auto grad_at = [&](int ly, int lx) {
+      return grad_alpha[(n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx];
+    };
+    bool any = false;  // tiles with no gradient (the background of a masked loss) are skipped
+    for (int ly = 0; ly < tile.h && !any; ++ly)
+      for (int lx = 0; lx < tile.w && !any; ++lx) any = grad_at(ly, lx) != T(0);
     if (!any) return;
-    TileSelection<T>& sel = scratch[thread];
-    select_tile(p, face_verts, tiled.boxes, tiled.bins, item, sel);
+    TileLists<T>& hits = scratch[thread];
+    hits.reset(K);
+    collect_hits(p, face_verts, tiled.boxes, tiled.bins, item, hits);
     std::vector<double>& g = grads[thread];
     if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
-    std::vector<PixelFace<T>>& pfs = faces_at_pixel[thread];
     std::vector<T>& after = suffix[thread];
-    for (int ly = 0; ly < sel.h; ++ly)
-      for (int lx = 0; lx < sel.w; ++lx) {
-        const int y = sel.y0 + ly, x = sel.x0 + lx, local = ly * kTile + lx;
-        const T grad = grad_alpha[(n * p.height + y) * p.width + x];
-        const int count = sel.count[local];
+    PixelFace<T> pf;
+    for (int ly = 0; ly < tile.h; ++ly)
+      for (int lx = 0; lx < tile.w; ++lx) {
+        const int local = ly * kTile + lx, count = hits.count[local];
+        const T grad = grad_at(ly, lx);
         if (grad == T(0) || count == 0) continue;
-        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
-                             T(pixel_center_ndc(y, p.height, ry))};
-        const int64_t* kept = &sel.face[size_t(local) * K];
-        for (int k = 0; k < count; ++k) eval_pixel_face(pix, face_verts + 9 * kept[k], s, pfs[k]);
+        const Vec2<T> pix = {T(pixel_center_ndc(tile.x0 + lx, p.width, rx)),
+                             T(pixel_center_ndc(tile.y0 + ly, p.height, ry))};
+        const T* dist = &hits.value[size_t(local) * K];
+        const int64_t* face = &hits.face[size_t(local) * K];
         // d alpha / d D_k = prod_{j != k} (1 - D_j), from prefix and suffix products so that a
         // fully covering face (D = 1) does not divide by zero.
         after[count] = T(1);
         for (int k = count - 1; k >= 0; --k)
-          after[k] = after[k + 1] * (T(1) - coverage_probability(pfs[k].dist, sigma));
+          after[k] = after[k + 1] * (T(1) - coverage_probability(dist[k], sigma));
         T before = T(1);
         for (int k = 0; k < count; ++k) {
-          const T D = coverage_probability(pfs[k].dist, sigma);
-          const T grad_dist = grad * before * after[k + 1] * (-D * (T(1) - D) / sigma);
-          eval_pixel_face_backward(pix, face_verts + 9 * kept[k], s, pfs[k], T(0), zero_bary,
-                                   grad_dist, g.data() + 9 * kept[k]);
+          const T D = coverage_probability(dist[k], sigma);
+          eval_coverage(pix, face_verts + 9 * face[k], s, pf);  // the nearest edge, for the gradient
+          eval_dist_backward(pix, face_verts + 9 * face[k], pf,
+                             grad * before * after[k + 1] * (-D * (T(1) - D) / sigma),
+                             g.data() + 9 * face[k]);
           before *= T(1) - D;
         }
       }
