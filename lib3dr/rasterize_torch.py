@@ -40,8 +40,8 @@ def point_segment_dist2(px, py, ax, ay, bx, by):
     """Squared distance from p to the segment a-b (elementwise)."""
     abx, aby = bx - ax, by - ay
     len2 = abx * abx + aby * aby
-    t = torch.where(len2 > 0, ((px - ax) * abx + (py - ay) * aby) / torch.where(len2 > 0, len2, 1.0), 0.0)
-    t = t.clamp(0.0, 1.0)
+    inv_len2 = torch.where(len2 > 0, 1.0 / torch.where(len2 > 0, len2, 1.0), 0.0)
+    t = (((px - ax) * abx + (py - ay) * aby) * inv_len2).clamp(0.0, 1.0)
     dx, dy = px - (ax + t * abx), py - (ay + t * aby)
     return dx * dx + dy * dy
 
@@ -69,10 +69,10 @@ def eval_pixel_faces(px, py, faces, blur_radius, perspective_correct, clip_baryc
 
     # Barycentrics: each edge function over the area. They sum to one and are all positive
     # exactly when p is inside the face.
-    safe_area = torch.where(covers, area, 1.0)
-    b0 = edge_function(px, py, x1, y1, x2, y2) / safe_area
-    b1 = edge_function(px, py, x2, y2, x0, y0) / safe_area
-    b2 = edge_function(px, py, x0, y0, x1, y1) / safe_area
+    inv_area = 1.0 / torch.where(covers, area, 1.0)
+    b0 = edge_function(px, py, x1, y1, x2, y2) * inv_area
+    b1 = edge_function(px, py, x2, y2, x0, y0) * inv_area
+    b2 = edge_function(px, py, x0, y0, x1, y1) * inv_area
     inside = (b0 > 0) & (b1 > 0) & (b2 > 0)
 
     d2 = torch.minimum(torch.minimum(point_segment_dist2(px, py, x0, y0, x1, y1),

@@ -60,13 +60,12 @@ LIB3DR_HD void edge_function_backward(Vec2<T> p, Vec2<T> a, Vec2<T> b, T grad, V
   grad_b.y += grad * (p.x - a.x);
 }
 
-// Squared distance from p to the segment a-b; `t` receives the position of the closest point
-// q = a + t (b - a), t in [0, 1].
+// Squared distance from p to the segment a-b, given `inv_len2` = 1 / |b - a|^2 (0 when a == b);
+// `t` receives the position of the closest point q = a + t (b - a), t in [0, 1].
 template <typename T>
-LIB3DR_HD T point_segment_dist2(Vec2<T> p, Vec2<T> a, Vec2<T> b, T& t) {
+LIB3DR_HD T point_segment_dist2(Vec2<T> p, Vec2<T> a, Vec2<T> b, T inv_len2, T& t) {
   const T abx = b.x - a.x, aby = b.y - a.y;
-  const T len2 = abx * abx + aby * aby;
-  t = len2 > T(0) ? ((p.x - a.x) * abx + (p.y - a.y) * aby) / len2 : T(0);
+  t = ((p.x - a.x) * abx + (p.y - a.y) * aby) * inv_len2;
   t = t < T(0) ? T(0) : (t > T(1) ? T(1) : t);
   const T dx = p.x - (a.x + t * abx), dy = p.y - (a.y + t * aby);
   return dx * dx + dy * dy;
@@ -83,24 +82,6 @@ LIB3DR_HD void point_segment_dist2_backward(Vec2<T> p, Vec2<T> a, Vec2<T> b, T t
   grad_a.y += gy * (T(1) - t);
   grad_b.x += gx * t;
   grad_b.y += gy * t;
-}
-
-// Squared distance from p to the nearest edge of the triangle; `edge` receives which edge
-// (0: v0-v1, 1: v1-v2, 2: v2-v0; the first on ties) and `t` the position on it.
-template <typename T>
-LIB3DR_HD T point_triangle_dist2(Vec2<T> p, const Vec2<T> v[3], int& edge, T& t) {
-  edge = 0;
-  T best = point_segment_dist2(p, v[0], v[1], t);
-  for (int e = 1; e < 3; ++e) {
-    T te;
-    const T d = point_segment_dist2(p, v[e], v[(e + 1) % 3], te);
-    if (d < best) {
-      best = d;
-      edge = e;
-      t = te;
-    }
-  }
-  return best;
 }
 
 // How rasterization treats a face at a pixel (RasterizationSettings, minus the sizes).
@@ -126,22 +107,67 @@ struct PixelFace {
   bool inside;
 };
 
-// Stage 1 of evaluating face `face` (x, y, z of three vertices) at pixel centre p: does it
-// cover the pixel in 2D, and at what signed distance? False for degenerate faces, culled faces
-// and pixels farther than the blur radius.
+// A face prepared for evaluation at many pixels: everything that does not depend on the pixel.
 template <typename T>
-LIB3DR_HD bool eval_coverage(Vec2<T> p, const T* face, const PixelFaceSettings<T>& s,
-                             PixelFace<T>& out) {
-  const Vec2<T> v[3] = {{face[0], face[1]}, {face[3], face[4]}, {face[6], face[7]}};
-  out.area = edge_function(v[2], v[0], v[1]);
-  if ((out.area < T(kAreaEpsilon)) && (out.area > -T(kAreaEpsilon))) return false;
-  if (s.cull_backfaces && out.area < T(0)) return false;
+struct FaceSetup {
+  Vec2<T> v[3];     // corners, NDC
+  T z[3];           // corners' view depths
+  T area;           // twice the signed NDC area
+  T inv_area;       // 1 / area
+  T inv_len2[3];    // 1 / squared length of edges v0-v1, v1-v2, v2-v0 (0 for a point)
+  bool drawable;    // neither degenerate nor culled
+};
 
-  out.bary_2d[0] = edge_function(p, v[1], v[2]) / out.area;
-  out.bary_2d[1] = edge_function(p, v[2], v[0]) / out.area;
-  out.bary_2d[2] = edge_function(p, v[0], v[1]) / out.area;
+template <typename T>
+LIB3DR_HD FaceSetup<T> prepare_face(const T* face, const PixelFaceSettings<T>& s) {
+  FaceSetup<T> f;
+  for (int i = 0; i < 3; ++i) {
+    f.v[i] = {face[3 * i], face[3 * i + 1]};
+    f.z[i] = face[3 * i + 2];
+  }
+  f.area = edge_function(f.v[2], f.v[0], f.v[1]);
+  f.drawable = !((f.area < T(kAreaEpsilon)) && (f.area > -T(kAreaEpsilon))) &&
+               !(s.cull_backfaces && f.area < T(0));
+  f.inv_area = T(1) / f.area;
+  for (int e = 0; e < 3; ++e) {
+    const Vec2<T> a = f.v[e], b = f.v[(e + 1) % 3];
+    const T len2 = (b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y);
+    f.inv_len2[e] = len2 > T(0) ? T(1) / len2 : T(0);
+  }
+  return f;
+}
+
+// Stage 1 of evaluating a face at pixel centre p: does it cover the pixel in 2D, and at what
+// signed distance? False for faces that are not drawable and pixels beyond the blur radius.
+template <typename T>
+LIB3DR_HD bool eval_coverage(Vec2<T> p, const FaceSetup<T>& f, const PixelFaceSettings<T>& s,
+                             PixelFace<T>& out) {
+  if (!f.drawable) return false;
+  out.area = f.area;
+  out.bary_2d[0] = edge_function(p, f.v[1], f.v[2]) * f.inv_area;
+  out.bary_2d[1] = edge_function(p, f.v[2], f.v[0]) * f.inv_area;
+  out.bary_2d[2] = edge_function(p, f.v[0], f.v[1]) * f.inv_area;
   out.inside = out.bary_2d[0] > T(0) && out.bary_2d[1] > T(0) && out.bary_2d[2] > T(0);
-  const T d2 = point_triangle_dist2(p, v, out.edge, out.edge_t);
+  if (!out.inside) {
+    // Quick rejection: a point outside an edge's line is at least as far from the face as from
+    // that line, |edge_function| / |edge|. The margin keeps rounding from rejecting a true hit.
+    for (int i = 0; i < 3; ++i) {
+      const T e = out.bary_2d[i] * f.area;  // edge function of the edge opposite vertex i
+      if (out.bary_2d[i] < T(0) && e * e * f.inv_len2[(i + 1) % 3] >= s.blur_radius * T(1.001))
+        return false;
+    }
+  }
+  // Squared distance to the nearest edge (the first on ties), and where on it.
+  T d2 = T(0);
+  for (int e = 0; e < 3; ++e) {
+    T t;
+    const T d = point_segment_dist2(p, f.v[e], f.v[(e + 1) % 3], f.inv_len2[e], t);
+    if (e == 0 || d < d2) {
+      d2 = d;
+      out.edge = e;
+      out.edge_t = t;
+    }
+  }
   if (!out.inside && d2 >= s.blur_radius) return false;
   out.dist = out.inside ? -d2 : d2;
   return true;
@@ -150,8 +176,8 @@ LIB3DR_HD bool eval_coverage(Vec2<T> p, const T* face, const PixelFaceSettings<T
 // Stage 2, after eval_coverage accepted the face: its barycentrics (perspective-corrected and
 // clipped as asked) and depth at the pixel. False where the depth is behind the camera.
 template <typename T>
-LIB3DR_HD bool eval_depth(const T* face, const PixelFaceSettings<T>& s, PixelFace<T>& out) {
-  const T z0 = face[2], z1 = face[5], z2 = face[8];
+LIB3DR_HD bool eval_depth(const FaceSetup<T>& f, const PixelFaceSettings<T>& s, PixelFace<T>& out) {
+  const T z0 = f.z[0], z1 = f.z[1], z2 = f.z[2];
   if (s.perspective_correct) {
     // Screen-space barycentrics weight 1/z; undo it so they interpolate in view space.
     const T w0 = out.bary_2d[0] * z1 * z2;
@@ -184,9 +210,9 @@ LIB3DR_HD bool eval_depth(const T* face, const PixelFaceSettings<T>& s, PixelFac
 // the camera, barycentrics that are non-negative (inside, or clipped) give a depth >= 0. The
 // soft silhouette needs no depth otherwise, so it skips stage 2 for such faces.
 template <typename T>
-LIB3DR_HD bool depth_surely_visible(const T* face, const PixelFaceSettings<T>& s,
-                                    const PixelFace<T>& f) {
-  return face[2] >= T(0) && face[5] >= T(0) && face[8] >= T(0) && (f.inside || s.clip_barycentric);
+LIB3DR_HD bool depth_surely_visible(const FaceSetup<T>& f, const PixelFaceSettings<T>& s,
+                                    const PixelFace<T>& out) {
+  return f.z[0] >= T(0) && f.z[1] >= T(0) && f.z[2] >= T(0) && (out.inside || s.clip_barycentric);
 }
 
 // Evaluates face `face` at pixel centre p: both stages. Returns false where the face does not
@@ -194,19 +220,31 @@ LIB3DR_HD bool depth_surely_visible(const T* face, const PixelFaceSettings<T>& s
 template <typename T>
 LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings<T>& s,
                                PixelFace<T>& out) {
-  return eval_coverage(p, face, s, out) && eval_depth(face, s, out);
+  const FaceSetup<T> f = prepare_face(face, s);
+  return eval_coverage(p, f, s, out) && eval_depth(f, s, out);
 }
+
+// What the gradient of a face's signed distance at a pixel depends on: the nearest edge, the
+// position on it, and whether the pixel is inside (a compact copy of PixelFace's fields).
+template <typename T>
+struct DistanceHit {
+  T dist;
+  T edge_t;
+  int edge;
+  bool inside;
+  LIB3DR_HD static DistanceHit of(const PixelFace<T>& f) { return {f.dist, f.edge_t, f.edge, f.inside}; }
+};
 
 // Adds grad_dist * d dist / d(face) to grad_face: dist = -+ the squared distance to the nearest
 // edge, which moves with that edge's two vertices only.
 template <typename T, typename G>
-LIB3DR_HD void eval_dist_backward(Vec2<T> p, const T* face, const PixelFace<T>& f, T grad_dist,
-                                  G* grad_face) {
-  const int a = f.edge, b = (f.edge + 1) % 3;
+LIB3DR_HD void eval_dist_backward(Vec2<T> p, const T* face, const DistanceHit<T>& hit,
+                                  T grad_dist, G* grad_face) {
+  const int a = hit.edge, b = (hit.edge + 1) % 3;
   Vec2<T> ga = {T(0), T(0)}, gb = {T(0), T(0)};
   point_segment_dist2_backward(p, Vec2<T>{face[3 * a], face[3 * a + 1]},
-                               Vec2<T>{face[3 * b], face[3 * b + 1]}, f.edge_t,
-                               f.inside ? -grad_dist : grad_dist, ga, gb);
+                               Vec2<T>{face[3 * b], face[3 * b + 1]}, hit.edge_t,
+                               hit.inside ? -grad_dist : grad_dist, ga, gb);
   grad_face[3 * a] += G(ga.x);
   grad_face[3 * a + 1] += G(ga.y);
   grad_face[3 * b] += G(gb.x);
@@ -280,7 +318,7 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
     grad_face[3 * i + 1] += G(gv[i].y);
     grad_face[3 * i + 2] += G(gz[i]);
   }
-  eval_dist_backward(p, face, f, grad_dist, grad_face);
+  eval_dist_backward(p, face, DistanceHit<T>::of(f), grad_dist, grad_face);
 }
 
 // The soft silhouette's per-face coverage, D = sigmoid(-dist / sigma), written to saturate

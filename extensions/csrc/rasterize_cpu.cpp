@@ -82,85 +82,128 @@ inline TileRect tile_rect(const RasterizeParams& p, const TileBins& bins, int64_
   return {x0, y0, std::min(kTile, p.width - x0), std::min(kTile, p.height - y0)};
 }
 
-// Calls visit(face, pixel centre, pixel index within the tile) for every face listed in tile
-// `item` and every pixel of `rect` inside that face's pixel box, faces in ascending order.
+// NDC centres of every pixel column and row, computed once per call.
+template <typename T>
+struct PixelCentres {
+  std::vector<T> x, y;
+  explicit PixelCentres(const RasterizeParams& p) : x(p.width), y(p.height) {
+    for (int i = 0; i < p.width; ++i) x[i] = T(pixel_center_ndc(i, p.width, ndc_range_x(p)));
+    for (int i = 0; i < p.height; ++i) y[i] = T(pixel_center_ndc(i, p.height, ndc_range_y(p)));
+  }
+  Vec2<T> operator()(int col, int row) const { return {x[col], y[row]}; }
+};
+
+// Calls visit(face, its FaceSetup, pixel centre, pixel index within the tile) for every
+// drawable face listed in tile `item` and every pixel of `rect` inside that face's pixel box,
+// faces in ascending order.
 template <typename T, typename Visit>
-void visit_tile(const RasterizeParams& p, const std::vector<PixelBox>& boxes, const TileBins& bins,
-                int64_t item, const TileRect& rect, const Visit& visit) {
-  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+void visit_tile(const RasterizeParams& p, const T* face_verts, const PixelCentres<T>& centres,
+                const std::vector<PixelBox>& boxes, const TileBins& bins, int64_t item,
+                const TileRect& rect, const Visit& visit) {
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const TileRect tile = tile_rect(p, bins, item);
   for (int64_t i = bins.start[item]; i < bins.start[item + 1]; ++i) {
     const int64_t f = bins.faces[i];
     const PixelBox& b = boxes[f];
-    const int y_end = std::min(b.y1, rect.y0 + rect.h - 1), x_end = std::min(b.x1, rect.x0 + rect.w - 1);
-    for (int y = std::max(b.y0, rect.y0); y <= y_end; ++y) {
-      const T py = T(pixel_center_ndc(y, p.height, ry));
-      for (int x = std::max(b.x0, rect.x0); x <= x_end; ++x)
-        visit(f, Vec2<T>{T(pixel_center_ndc(x, p.width, rx)), py}, (y - tile.y0) * kTile + (x - tile.x0));
-    }
+    const int x_begin = std::max(b.x0, rect.x0), x_end = std::min(b.x1, rect.x0 + rect.w - 1);
+    const int y_begin = std::max(b.y0, rect.y0), y_end = std::min(b.y1, rect.y0 + rect.h - 1);
+    if (x_begin > x_end || y_begin > y_end) continue;
+    const FaceSetup<T> face = prepare_face(face_verts + 9 * f, s);
+    if (!face.drawable) continue;
+    for (int y = y_begin; y <= y_end; ++y)
+      for (int x = x_begin; x <= x_end; ++x)
+        visit(f, face, centres(x, y), (y - tile.y0) * kTile + (x - tile.x0));
   }
 }
 
-// Per-pixel lists of one tile, K entries per pixel (per-thread scratch buffers).
+// The K nearest faces (by depth, then index) of every pixel of `rect` in tile `item`, written
+// to per-thread scratch lists of K entries per pixel.
 template <typename T>
-struct TileLists {
-  std::vector<T> value;       // (kTile * kTile, K) depth (selection) or signed distance (hits)
-  std::vector<int64_t> face;  // (kTile * kTile, K) packed face indices
-  std::vector<int> count;     // (kTile * kTile,) entries; K + 1 marks a saturated hit list
-  void reset(int K) {
-    value.resize(size_t(kTile) * kTile * K);
-    face.resize(size_t(kTile) * kTile * K);
-    count.assign(size_t(kTile) * kTile, 0);
-  }
+struct NearestLists {
+  std::vector<T> z;           // (kTile * kTile, K)
+  std::vector<int64_t> face;  // (kTile * kTile, K)
+  std::vector<int> count;     // (kTile * kTile,)
 };
 
-// The K nearest faces (by depth, then index) of every pixel of `rect` in tile `item`.
 template <typename T>
-void select_nearest(const RasterizeParams& p, const T* face_verts, const std::vector<PixelBox>& boxes,
-                    const TileBins& bins, int64_t item, const TileRect& rect, TileLists<T>& lists) {
+void select_nearest(const RasterizeParams& p, const T* face_verts, const PixelCentres<T>& centres,
+                    const std::vector<PixelBox>& boxes, const TileBins& bins, int64_t item,
+                    NearestLists<T>& lists) {
   const int K = p.faces_per_pixel;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+  lists.z.resize(size_t(kTile) * kTile * K);
+  lists.face.resize(size_t(kTile) * kTile * K);
+  lists.count.assign(size_t(kTile) * kTile, 0);
   PixelFace<T> pf;
-  visit_tile<T>(p, boxes, bins, item, rect, [&](int64_t f, Vec2<T> pix, int local) {
-    if (eval_pixel_face(pix, face_verts + 9 * f, s, pf))
-      insert_nearest(pf.z, f, &lists.value[size_t(local) * K], &lists.face[size_t(local) * K],
-                     lists.count[local], K);
-  });
+  visit_tile(p, face_verts, centres, boxes, bins, item, tile_rect(p, bins, item),
+             [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local) {
+               if (eval_coverage(pix, face, s, pf) && eval_depth(face, s, pf))
+                 insert_nearest(pf.z, f, &lists.z[size_t(local) * K], &lists.face[size_t(local) * K],
+                                lists.count[local], K);
+             });
 }
 
-// Every face covering each pixel of tile `item`, with its signed distance, in no particular
-// order: all the soft silhouette needs, as long as a pixel has at most K of them. A pixel with
-// more is saturated: its list is redone with its K nearest faces (the rasterizer's rule).
+// Every face covering each pixel of one tile with its signed distance, grouped by pixel: all the
+// soft silhouette needs. Pixel `local` has `count[local]` hits at [start[local], ...); a pixel
+// with more than K keeps only its K nearest there (the rasterizer's rule), in no particular order.
 template <typename T>
-void collect_hits(const RasterizeParams& p, const T* face_verts, const std::vector<PixelBox>& boxes,
-                  const TileBins& bins, int64_t item, TileLists<T>& lists) {
-  const int K = p.faces_per_pixel;
+struct TileHits {
+  std::vector<int> pixel, start, count;
+  std::vector<int64_t> face, grouped_face;
+  std::vector<DistanceHit<T>> coverage, grouped_coverage;
+};
+
+template <typename T>
+void collect_hits(const RasterizeParams& p, const T* face_verts, const PixelCentres<T>& centres,
+                  const std::vector<PixelBox>& boxes, const TileBins& bins, int64_t item,
+                  TileHits<T>& hits) {
+  const int K = p.faces_per_pixel, pixels = kTile * kTile;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const TileRect tile = tile_rect(p, bins, item);
+  hits.pixel.clear();
+  hits.face.clear();
+  hits.coverage.clear();
   PixelFace<T> pf;
-  visit_tile<T>(p, boxes, bins, item, tile, [&](int64_t f, Vec2<T> pix, int local) {
-    const T* face = face_verts + 9 * f;
-    if (!eval_coverage(pix, face, s, pf)) return;
-    if (!depth_surely_visible(face, s, pf) && !eval_depth(face, s, pf)) return;
-    int& count = lists.count[local];
-    if (count < K) {
-      lists.face[size_t(local) * K + count] = f;
-      lists.value[size_t(local) * K + count] = pf.dist;
+  visit_tile(p, face_verts, centres, boxes, bins, item, tile_rect(p, bins, item),
+             [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local) {
+               if (!eval_coverage(pix, face, s, pf)) return;
+               // The depth matters only for faces that might be behind the camera there.
+               if (!depth_surely_visible(face, s, pf) && !eval_depth(face, s, pf)) return;
+               hits.pixel.push_back(local);
+               hits.face.push_back(f);
+               hits.coverage.push_back(DistanceHit<T>::of(pf));
+             });
+  // Group by pixel (a counting sort, keeping the visit order within a pixel).
+  hits.start.assign(pixels + 1, 0);
+  for (int local : hits.pixel) ++hits.start[local + 1];
+  for (int i = 0; i < pixels; ++i) hits.start[i + 1] += hits.start[i];
+  hits.grouped_face.resize(hits.face.size());
+  hits.grouped_coverage.resize(hits.coverage.size());
+  hits.count.assign(pixels, 0);
+  for (size_t i = 0; i < hits.pixel.size(); ++i) {
+    const int local = hits.pixel[i], at = hits.start[local] + hits.count[local]++;
+    hits.grouped_face[at] = hits.face[i];
+    hits.grouped_coverage[at] = hits.coverage[i];
+  }
+  // Saturated pixels keep their K nearest faces.
+  const TileRect tile = tile_rect(p, bins, item);
+  std::vector<std::pair<T, int64_t>> by_depth;
+  for (int local = 0; local < pixels; ++local) {
+    const int n = hits.count[local], first = hits.start[local];
+    if (n <= K) continue;
+    const Vec2<T> pix = centres(tile.x0 + local % kTile, tile.y0 + local / kTile);
+    by_depth.clear();
+    for (int i = first; i < first + n; ++i) {
+      eval_pixel_face(pix, face_verts + 9 * hits.grouped_face[i], s, pf);
+      by_depth.emplace_back(pf.z, hits.grouped_face[i]);
     }
-    count = std::min(count + 1, K + 1);
-  });
-  for (int local = 0; local < kTile * kTile; ++local) {
-    if (lists.count[local] <= K) continue;
-    const TileRect pixel = {tile.x0 + local % kTile, tile.y0 + local / kTile, 1, 1};
-    lists.count[local] = 0;
-    select_nearest(p, face_verts, boxes, bins, item, pixel, lists);
-    for (int k = 0; k < lists.count[local]; ++k) {
-      const int64_t f = lists.face[size_t(local) * K + k];
-      const Vec2<T> pix = {T(pixel_center_ndc(pixel.x0, p.width, ndc_range_x(p))),
-                           T(pixel_center_ndc(pixel.y0, p.height, ndc_range_y(p)))};
-      eval_coverage(pix, face_verts + 9 * f, s, pf);
-      lists.value[size_t(local) * K + k] = pf.dist;
+    std::nth_element(by_depth.begin(), by_depth.begin() + (K - 1), by_depth.end());
+    for (int k = 0; k < K; ++k) {
+      const int64_t f = by_depth[k].second;
+      eval_coverage(pix, prepare_face(face_verts + 9 * f, s), s, pf);
+      hits.grouped_face[first + k] = f;
+      hits.grouped_coverage[first + k] = DistanceHit<T>::of(pf);
     }
+    hits.count[local] = K;
   }
 }
 
@@ -206,29 +249,26 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
                            const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                            int64_t* pix_to_face, T* zbuf, T* bary, T* dists) {
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
+  const PixelCentres<T> centres(p);
   const int K = p.faces_per_pixel;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileLists<T>> scratch(thread_slots());
+  std::vector<NearestLists<T>> scratch(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    TileLists<T>& nearest = scratch[thread];
-    nearest.reset(K);
+    NearestLists<T>& nearest = scratch[thread];
+    select_nearest(p, face_verts, centres, tiled.boxes, tiled.bins, item, nearest);
     const TileRect tile = tile_rect(p, tiled.bins, item);
-    select_nearest(p, face_verts, tiled.boxes, tiled.bins, item, tile, nearest);
     const int64_t n = item / tiles;
     PixelFace<T> pf;
     for (int ly = 0; ly < tile.h; ++ly)
       for (int lx = 0; lx < tile.w; ++lx) {
         const int y = tile.y0 + ly, x = tile.x0 + lx, local = ly * kTile + lx;
-        const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)),
-                             T(pixel_center_ndc(y, p.height, ry))};
         const int64_t out = ((n * p.height + y) * p.width + x) * K;
         for (int k = 0; k < K; ++k) {
           const int64_t o = out + k;
           if (k < nearest.count[local]) {
             const int64_t f = nearest.face[size_t(local) * K + k];
-            eval_pixel_face(pix, face_verts + 9 * f, s, pf);
+            eval_pixel_face(centres(x, y), face_verts + 9 * f, s, pf);
             pix_to_face[o] = f;
             zbuf[o] = pf.z;
             dists[o] = pf.dist;
@@ -283,21 +323,20 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
                                  const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                  T* alpha) {
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
-  const int K = p.faces_per_pixel;
+  const PixelCentres<T> centres(p);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileLists<T>> scratch(thread_slots());
+  std::vector<TileHits<T>> scratch(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    TileLists<T>& hits = scratch[thread];
-    hits.reset(K);
-    collect_hits(p, face_verts, tiled.boxes, tiled.bins, item, hits);
+    TileHits<T>& hits = scratch[thread];
+    collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
     const TileRect tile = tile_rect(p, tiled.bins, item);
     const int64_t n = item / tiles;
     for (int ly = 0; ly < tile.h; ++ly)
       for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx;
+        const int local = ly * kTile + lx, first = hits.start[local];
         T transmittance = T(1);  // prod_k (1 - D_k)
-        for (int k = 0; k < hits.count[local]; ++k)
-          transmittance *= T(1) - coverage_probability(hits.value[size_t(local) * K + k], T(p.sigma));
+        for (int i = first; i < first + hits.count[local]; ++i)
+          transmittance *= T(1) - coverage_probability(hits.grouped_coverage[i].dist, T(p.sigma));
         alpha[(n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx] = T(1) - transmittance;
       }
   });
@@ -308,14 +347,15 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                   const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                   const T* grad_alpha, T* grad_face_verts) {
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
+  const PixelCentres<T> centres(p);
   const int K = p.faces_per_pixel;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const double rx = ndc_range_x(p), ry = ndc_range_y(p);
   const T sigma = T(p.sigma);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileLists<T>> scratch(thread_slots());
+  std::vector<TileHits<T>> scratch(thread_slots());
   GradBuffers grads(thread_slots());
   std::vector<std::vector<T>> suffix(thread_slots(), std::vector<T>(K + 1));
+  std::vector<std::vector<T>> coverage_of(thread_slots(), std::vector<T>(K));
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
     const TileRect tile = tile_rect(p, tiled.bins, item);
     const int64_t n = item / tiles;
@@ -326,35 +366,33 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
     for (int ly = 0; ly < tile.h && !any; ++ly)
       for (int lx = 0; lx < tile.w && !any; ++lx) any = grad_at(ly, lx) != T(0);
     if (!any) return;
-    TileLists<T>& hits = scratch[thread];
-    hits.reset(K);
-    collect_hits(p, face_verts, tiled.boxes, tiled.bins, item, hits);
+    TileHits<T>& hits = scratch[thread];
+    collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
     std::vector<double>& g = grads[thread];
     if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
     std::vector<T>& after = suffix[thread];
-    PixelFace<T> pf;
+    std::vector<T>& D = coverage_of[thread];
     for (int ly = 0; ly < tile.h; ++ly)
       for (int lx = 0; lx < tile.w; ++lx) {
         const int local = ly * kTile + lx, count = hits.count[local];
         const T grad = grad_at(ly, lx);
         if (grad == T(0) || count == 0) continue;
-        const Vec2<T> pix = {T(pixel_center_ndc(tile.x0 + lx, p.width, rx)),
-                             T(pixel_center_ndc(tile.y0 + ly, p.height, ry))};
-        const T* dist = &hits.value[size_t(local) * K];
-        const int64_t* face = &hits.face[size_t(local) * K];
+        const Vec2<T> pix = centres(tile.x0 + lx, tile.y0 + ly);
+        const DistanceHit<T>* hit = &hits.grouped_coverage[hits.start[local]];
+        const int64_t* face = &hits.grouped_face[hits.start[local]];
         // d alpha / d D_k = prod_{j != k} (1 - D_j), from prefix and suffix products so that a
         // fully covering face (D = 1) does not divide by zero.
         after[count] = T(1);
-        for (int k = count - 1; k >= 0; --k)
-          after[k] = after[k + 1] * (T(1) - coverage_probability(dist[k], sigma));
+        for (int k = count - 1; k >= 0; --k) {
+          D[k] = coverage_probability(hit[k].dist, sigma);
+          after[k] = after[k + 1] * (T(1) - D[k]);
+        }
         T before = T(1);
         for (int k = 0; k < count; ++k) {
-          const T D = coverage_probability(dist[k], sigma);
-          eval_coverage(pix, face_verts + 9 * face[k], s, pf);  // the nearest edge, for the gradient
-          eval_dist_backward(pix, face_verts + 9 * face[k], pf,
-                             grad * before * after[k + 1] * (-D * (T(1) - D) / sigma),
+          eval_dist_backward(pix, face_verts + 9 * face[k], hit[k],
+                             grad * before * after[k + 1] * (-D[k] * (T(1) - D[k]) / sigma),
                              g.data() + 9 * face[k]);
-          before *= T(1) - D;
+          before *= T(1) - D[k];
         }
       }
   });
