@@ -22,13 +22,14 @@ SIGMA = 1e-4
 BLUR = math.log(1.0 / SIGMA - 1.0) * SIGMA
 
 # (mesh, batch, K, kind): kind "unfused" is the soft silhouette blended from the fragments (the
-# z-buffer for K = 1), "fused" the fused soft silhouette.
+# z-buffer for K = 1), "fused" the fused soft silhouette, "softphong"/"hardphong" the textured
+# cow through MeshRenderer with that shader.
 WORKLOADS = [
     (mesh, batch, K, kind)
     for batch in (1, 8)
     for mesh in (("teapot", "cow") if batch == 1 else ("mixed",))
     for K, kind in ((1, "unfused"), (50, "unfused"), (100, "unfused"), (50, "fused"), (100, "fused"))
-]
+] + [("cow", 1, 1, "hardphong"), ("cow", 1, 50, "softphong"), ("cow", 8, 50, "softphong")]
 
 
 def scene(mesh_name, batch, device):
@@ -40,8 +41,10 @@ def scene(mesh_name, batch, device):
 
     teapot = load_objs_as_meshes([os.path.join(ROOT, "data", "teapot.obj")], device=device)
     cow = load_objs_as_meshes([os.path.join(ROOT, "data", "cow_mesh", "cow.obj")], device=device)
-    meshes = {"teapot": [teapot], "cow": [cow], "mixed": [teapot, cow] * (batch // 2)}[mesh_name]
-    meshes = join_meshes_as_batch(meshes, include_textures=False) if len(meshes) > 1 else meshes[0]
+    if mesh_name == "mixed":
+        meshes = join_meshes_as_batch([teapot, cow] * (batch // 2), include_textures=False)
+    else:
+        meshes = {"teapot": teapot, "cow": cow}[mesh_name].extend(batch)
     R, T = look_at_view_transform(3.0, 50.0, 0.0, device=device)
     cameras = FoVPerspectiveCameras(device=device, R=R.expand(batch, 3, 3), T=T.expand(batch, 3))
     return meshes, cameras, torch
@@ -64,11 +67,22 @@ def make_step(mesh_name, batch, K, kind, backend, device):
             if K == 1:
                 return fragments.zbuf.sum()
             return silhouette_from_dists(fragments.pix_to_face, fragments.dists, SIGMA).sum()
-    else:
+    elif kind == "fused":
         def forward():
             return soft_silhouette(meshes.update_padded(verts), cameras, image_size=256,
                                    sigma=SIGMA, blur_radius=blur, faces_per_pixel=K,
                                    backend=backend).sum()
+    else:
+        from lib3dr.renderer import (BlendParams, HardPhongShader, MeshRenderer, PointLights,
+                                     SoftPhongShader)
+        shader = {"softphong": SoftPhongShader, "hardphong": HardPhongShader}[kind](
+            cameras=cameras, lights=PointLights(location=((2.0, 2.0, -2.0),)),
+            blend_params=BlendParams(sigma=SIGMA, gamma=SIGMA))
+        renderer = MeshRenderer(MeshRasterizer(cameras, RasterizationSettings(
+            image_size=256, blur_radius=blur, faces_per_pixel=K, backend=backend)), shader)
+
+        def forward():
+            return renderer(meshes.update_padded(verts)).sum()
     return forward, verts, torch
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -30,6 +31,18 @@ def coverage_probability(fragments, sigma):
     return torch.sigmoid(-fragments.dists / sigma) * (fragments.pix_to_face >= 0)
 
 
+def silhouette_from_dists(pix_to_face, dists, sigma):
+    """Soft Rasterizer's silhouette from fragments, ``alpha = 1 - prod_k (1 - D_k)``: ``(N, H, W)``.
+
+    ``D_k = sigmoid(-dists_k / sigma)`` is the probability that face k covers the pixel, alpha the
+    probability that at least one does. It is computed as ``1 - exp(sum_k log(1 - D_k))`` with
+    ``log(1 - D_k) = logsigmoid(dists_k / sigma)``: the same value, finite where a face covers the
+    pixel completely, and far cheaper to differentiate than a product.
+    """
+    log_transmittance = (F.logsigmoid(dists / sigma) * (pix_to_face >= 0)).sum(dim=-1)
+    return 1.0 - torch.exp(log_transmittance)
+
+
 def hard_rgb_blend(colors, fragments, blend_params):
     """The nearest face's colour, the background where there is none; alpha 1 on the object."""
     is_background = fragments.pix_to_face[..., 0] < 0
@@ -39,7 +52,7 @@ def hard_rgb_blend(colors, fragments, blend_params):
 
 def sigmoid_alpha_blend(colors, fragments, blend_params):
     """The soft silhouette ``alpha = 1 - prod_k (1 - D_k)``; RGB is the nearest face's colour."""
-    alpha = 1.0 - torch.prod(1.0 - coverage_probability(fragments, blend_params.sigma), dim=-1)
+    alpha = silhouette_from_dists(fragments.pix_to_face, fragments.dists, blend_params.sigma)
     return torch.cat([colors[..., 0, :], alpha[..., None]], dim=-1)
 
 
@@ -55,7 +68,7 @@ def softmax_rgb_blend(colors, fragments, blend_params, znear=1.0, zfar=100.0):
     eps = 1e-10
     valid = fragments.pix_to_face >= 0
     D = coverage_probability(fragments, blend_params.sigma)
-    alpha = 1.0 - torch.prod(1.0 - D, dim=-1)
+    alpha = silhouette_from_dists(fragments.pix_to_face, fragments.dists, blend_params.sigma)
     if torch.is_tensor(zfar):
         zfar = zfar.reshape(-1, 1, 1, 1)
     if torch.is_tensor(znear):

@@ -14,6 +14,7 @@ from typing import Optional, Tuple, Union
 import torch
 
 from lib3dr import _backend
+from lib3dr.blending import silhouette_from_dists
 from lib3dr.rasterize_torch import rasterize_faces_torch
 
 # Bytes per face per pixel of the unfused path, forward and backward: pix_to_face (8), zbuf (4),
@@ -242,16 +243,6 @@ def rasterize_meshes(meshes, image_size=256, blur_radius=0.0, faces_per_pixel=8,
     if _backend.resolve(backend, face_verts.device) == "torch":
         return rasterize_faces_torch(face_verts, first_face, num_faces, (H, W), *args[2:])
     return _RasterizeFaces.apply(face_verts, first_face, num_faces, *args)
-
-
-def silhouette_from_dists(pix_to_face, dists, sigma):
-    """Soft Rasterizer's silhouette from fragments: ``(N, H, W)``.
-
-    ``D_k = sigmoid(-dists_k / sigma)`` is the probability that face k covers the pixel, and
-    ``alpha = 1 - prod_k (1 - D_k)`` the probability that at least one does.
-    """
-    coverage = torch.sigmoid(-dists / sigma) * (pix_to_face >= 0)
-    return 1.0 - torch.prod(1.0 - coverage, dim=-1)
 
 
 def default_blur_radius(sigma):
