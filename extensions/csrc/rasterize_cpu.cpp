@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "rasterize.h"
@@ -116,78 +118,69 @@ void visit_tile(const RasterizeParams& p, const T* face_verts, const PixelCentre
   }
 }
 
-// The K nearest faces (by depth, then index) of every pixel of `rect` in tile `item`, written
-// to per-thread scratch lists of K entries per pixel.
+// One covering face at a pixel, as the fragments report it.
 template <typename T>
-struct NearestLists {
-  std::vector<T> z;           // (kTile * kTile, K)
-  std::vector<int64_t> face;  // (kTile * kTile, K)
-  std::vector<int> count;     // (kTile * kTile,)
+struct FragmentHit {
+  T z, dist, bary[3];
+  static FragmentHit of(const PixelFace<T>& f) {
+    return {f.z, f.dist, {f.bary[0], f.bary[1], f.bary[2]}};
+  }
 };
 
-template <typename T>
-void select_nearest(const RasterizeParams& p, const T* face_verts, const PixelCentres<T>& centres,
-                    const std::vector<PixelBox>& boxes, const TileBins& bins, int64_t item,
-                    NearestLists<T>& lists) {
-  const int K = p.faces_per_pixel;
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  lists.z.resize(size_t(kTile) * kTile * K);
-  lists.face.resize(size_t(kTile) * kTile * K);
-  lists.count.assign(size_t(kTile) * kTile, 0);
-  PixelFace<T> pf;
-  visit_tile(p, face_verts, centres, boxes, bins, item, tile_rect(p, bins, item),
-             [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local) {
-               if (eval_coverage(pix, face, s, pf) && eval_depth(face, s, pf))
-                 insert_nearest(pf.z, f, &lists.z[size_t(local) * K], &lists.face[size_t(local) * K],
-                                lists.count[local], K);
-             });
-}
-
-// Every face covering each pixel of one tile with its signed distance, grouped by pixel: all the
-// soft silhouette needs. Pixel `local` has `count[local]` hits at [start[local], ...); a pixel
-// with more than K keeps only its K nearest there (the rasterizer's rule), in no particular order.
-template <typename T>
+// Every face covering each pixel of one tile, grouped by pixel: pixel `local` has count[local]
+// records at grouped[start[local]...], in the order the faces were visited. Record is
+// FragmentHit (with depth) or DistanceHit (all the soft silhouette needs; its depth is computed
+// only where the face might be behind the camera).
+template <typename T, typename Record>
 struct TileHits {
   std::vector<int> pixel, start, count;
   std::vector<int64_t> face, grouped_face;
-  std::vector<DistanceHit<T>> coverage, grouped_coverage;
+  std::vector<Record> record, grouped;
 };
 
-template <typename T>
+template <typename T, typename Record>
 void collect_hits(const RasterizeParams& p, const T* face_verts, const PixelCentres<T>& centres,
                   const std::vector<PixelBox>& boxes, const TileBins& bins, int64_t item,
-                  TileHits<T>& hits) {
-  const int K = p.faces_per_pixel, pixels = kTile * kTile;
+                  TileHits<T, Record>& hits) {
+  constexpr bool kDepth = std::is_same<Record, FragmentHit<T>>::value;
+  const int pixels = kTile * kTile;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   hits.pixel.clear();
   hits.face.clear();
-  hits.coverage.clear();
+  hits.record.clear();
   PixelFace<T> pf;
   visit_tile(p, face_verts, centres, boxes, bins, item, tile_rect(p, bins, item),
              [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local) {
                if (!eval_coverage(pix, face, s, pf)) return;
-               // The depth matters only for faces that might be behind the camera there.
-               if (!depth_surely_visible(face, s, pf) && !eval_depth(face, s, pf)) return;
+               if (!(!kDepth && depth_surely_visible(face, s, pf)) && !eval_depth(face, s, pf)) return;
                hits.pixel.push_back(local);
                hits.face.push_back(f);
-               hits.coverage.push_back(DistanceHit<T>::of(pf));
+               hits.record.push_back(Record::of(pf));
              });
   // Group by pixel (a counting sort, keeping the visit order within a pixel).
   hits.start.assign(pixels + 1, 0);
   for (int local : hits.pixel) ++hits.start[local + 1];
   for (int i = 0; i < pixels; ++i) hits.start[i + 1] += hits.start[i];
   hits.grouped_face.resize(hits.face.size());
-  hits.grouped_coverage.resize(hits.coverage.size());
+  hits.grouped.resize(hits.record.size());
   hits.count.assign(pixels, 0);
   for (size_t i = 0; i < hits.pixel.size(); ++i) {
     const int local = hits.pixel[i], at = hits.start[local] + hits.count[local]++;
     hits.grouped_face[at] = hits.face[i];
-    hits.grouped_coverage[at] = hits.coverage[i];
+    hits.grouped[at] = hits.record[i];
   }
-  // Saturated pixels keep their K nearest faces.
-  const TileRect tile = tile_rect(p, bins, item);
+}
+
+// For the soft silhouette: pixels covered by more than K faces keep only their K nearest (the
+// rasterizer's rule); their depths are computed here, the only place they matter.
+template <typename T>
+void keep_nearest_hits(const RasterizeParams& p, const T* face_verts, const PixelCentres<T>& centres,
+                       const TileRect& tile, TileHits<T, DistanceHit<T>>& hits) {
+  const int K = p.faces_per_pixel;
+  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   std::vector<std::pair<T, int64_t>> by_depth;
-  for (int local = 0; local < pixels; ++local) {
+  PixelFace<T> pf;
+  for (int local = 0; local < kTile * kTile; ++local) {
     const int n = hits.count[local], first = hits.start[local];
     if (n <= K) continue;
     const Vec2<T> pix = centres(tile.x0 + local % kTile, tile.y0 + local / kTile);
@@ -201,7 +194,7 @@ void collect_hits(const RasterizeParams& p, const T* face_verts, const PixelCent
       const int64_t f = by_depth[k].second;
       eval_coverage(pix, prepare_face(face_verts + 9 * f, s), s, pf);
       hits.grouped_face[first + k] = f;
-      hits.grouped_coverage[first + k] = DistanceHit<T>::of(pf);
+      hits.grouped[first + k] = DistanceHit<T>::of(pf);
     }
     hits.count[local] = K;
   }
@@ -251,28 +244,35 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
   const PixelCentres<T> centres(p);
   const int K = p.faces_per_pixel;
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<NearestLists<T>> scratch(thread_slots());
+  std::vector<TileHits<T, FragmentHit<T>>> scratch(thread_slots());
+  std::vector<std::vector<int>> orders(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    NearestLists<T>& nearest = scratch[thread];
-    select_nearest(p, face_verts, centres, tiled.boxes, tiled.bins, item, nearest);
+    TileHits<T, FragmentHit<T>>& hits = scratch[thread];
+    collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
     const TileRect tile = tile_rect(p, tiled.bins, item);
     const int64_t n = item / tiles;
-    PixelFace<T> pf;
+    std::vector<int>& order = orders[thread];
     for (int ly = 0; ly < tile.h; ++ly)
       for (int lx = 0; lx < tile.w; ++lx) {
-        const int y = tile.y0 + ly, x = tile.x0 + lx, local = ly * kTile + lx;
-        const int64_t out = ((n * p.height + y) * p.width + x) * K;
+        const int local = ly * kTile + lx, first = hits.start[local], count = hits.count[local];
+        // The K nearest, by depth and then face index.
+        order.resize(count);
+        for (int i = 0; i < count; ++i) order[i] = first + i;
+        const int kept = std::min(count, K);
+        std::partial_sort(order.begin(), order.begin() + kept, order.end(), [&](int a, int b) {
+          const T za = hits.grouped[a].z, zb = hits.grouped[b].z;
+          return za < zb || (za == zb && hits.grouped_face[a] < hits.grouped_face[b]);
+        });
+        const int64_t out = ((n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx) * K;
         for (int k = 0; k < K; ++k) {
           const int64_t o = out + k;
-          if (k < nearest.count[local]) {
-            const int64_t f = nearest.face[size_t(local) * K + k];
-            eval_pixel_face(centres(x, y), face_verts + 9 * f, s, pf);
-            pix_to_face[o] = f;
-            zbuf[o] = pf.z;
-            dists[o] = pf.dist;
-            for (int i = 0; i < 3; ++i) bary[3 * o + i] = pf.bary[i];
+          if (k < kept) {
+            const FragmentHit<T>& hit = hits.grouped[order[k]];
+            pix_to_face[o] = hits.grouped_face[order[k]];
+            zbuf[o] = hit.z;
+            dists[o] = hit.dist;
+            for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
           } else {
             pix_to_face[o] = -1;
             zbuf[o] = dists[o] = T(-1);
@@ -325,18 +325,19 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
   const PixelCentres<T> centres(p);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileHits<T>> scratch(thread_slots());
+  std::vector<TileHits<T, DistanceHit<T>>> scratch(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    TileHits<T>& hits = scratch[thread];
-    collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
+    TileHits<T, DistanceHit<T>>& hits = scratch[thread];
     const TileRect tile = tile_rect(p, tiled.bins, item);
+    collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
+    keep_nearest_hits(p, face_verts, centres, tile, hits);
     const int64_t n = item / tiles;
     for (int ly = 0; ly < tile.h; ++ly)
       for (int lx = 0; lx < tile.w; ++lx) {
         const int local = ly * kTile + lx, first = hits.start[local];
         T transmittance = T(1);  // prod_k (1 - D_k)
         for (int i = first; i < first + hits.count[local]; ++i)
-          transmittance *= T(1) - coverage_probability(hits.grouped_coverage[i].dist, T(p.sigma));
+          transmittance *= T(1) - coverage_probability(hits.grouped[i].dist, T(p.sigma));
         alpha[(n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx] = T(1) - transmittance;
       }
   });
@@ -352,7 +353,7 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const T sigma = T(p.sigma);
   const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
-  std::vector<TileHits<T>> scratch(thread_slots());
+  std::vector<TileHits<T, DistanceHit<T>>> scratch(thread_slots());
   GradBuffers grads(thread_slots());
   std::vector<std::vector<T>> suffix(thread_slots(), std::vector<T>(K + 1));
   std::vector<std::vector<T>> coverage_of(thread_slots(), std::vector<T>(K));
@@ -366,8 +367,9 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
     for (int ly = 0; ly < tile.h && !any; ++ly)
       for (int lx = 0; lx < tile.w && !any; ++lx) any = grad_at(ly, lx) != T(0);
     if (!any) return;
-    TileHits<T>& hits = scratch[thread];
+    TileHits<T, DistanceHit<T>>& hits = scratch[thread];
     collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
+    keep_nearest_hits(p, face_verts, centres, tile, hits);
     std::vector<double>& g = grads[thread];
     if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
     std::vector<T>& after = suffix[thread];
@@ -378,7 +380,7 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
         const T grad = grad_at(ly, lx);
         if (grad == T(0) || count == 0) continue;
         const Vec2<T> pix = centres(tile.x0 + lx, tile.y0 + ly);
-        const DistanceHit<T>* hit = &hits.grouped_coverage[hits.start[local]];
+        const DistanceHit<T>* hit = &hits.grouped[hits.start[local]];
         const int64_t* face = &hits.grouped_face[hits.start[local]];
         // d alpha / d D_k = prod_{j != k} (1 - D_j), from prefix and suffix products so that a
         // fully covering face (D = 1) does not divide by zero.
