@@ -171,7 +171,13 @@ def main():
                    date=time.strftime("%Y-%m-%d"))
     with open(args.json, "w") as out:
         json.dump(dict(machine=machine, rows=rows), out, indent=1)
-    print(f"machine: {machine}\nwritten to {args.json}")
+    table = ["| mesh | N | K | kind | backend | forward ms | forward+backward ms | peak MB |",
+             "| --- | --: | --: | --- | --- | --: | --: | --: |"]
+    table += [f"| {r['mesh']} | {r['batch']} | {r['K']} | {r['kind']} | {r['backend']} | "
+              f"{r['forward_ms']:.1f} | {r['forward_backward_ms']:.1f} | {r['peak_mb']:.0f} |" for r in rows]
+    with open(args.json.replace(".json", ".md"), "w") as out:
+        out.write("\n".join(table) + "\n")
+    print(f"machine: {machine}\nwritten to {args.json} and {args.json.replace('.json', '.md')}")
 
 
 if __name__ == "__main__":
