@@ -5,11 +5,12 @@
 // (forward) or by image row (backward) in a fixed round-robin, so the forward output does not
 // depend on the number of threads; backward gradients go to one buffer per thread, summed in a
 // fixed order at the end.
-#include <ATen/Parallel.h>
+#include <ATen/Parallel.h>  // at::get_num_threads
 
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,23 +21,26 @@ namespace {
 
 constexpr int kTile = 16;  // tile side in pixels
 
-// Runs body(item) for every item in [0, count), items spread round-robin over the threads.
+// Runs body(thread, item) for every item in [0, count), spread round-robin over up to
+// at::get_num_threads() threads. std::thread rather than at::parallel_for: ATen's OpenMP backend
+// is header code that runs serially unless the extension itself is compiled with OpenMP.
 template <typename Body>
 void parallel_round_robin(int64_t count, const Body& body) {
   const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), count));
-  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t)
-      for (int64_t item = t; item < count; item += threads) body(t, item);
-  });
+  auto work = [&](int64_t t) {
+    for (int64_t item = t; item < count; item += threads) body(t, item);
+  };
+  std::vector<std::thread> pool;
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (std::thread& thread : pool) thread.join();
 }
 
 // Each face's pixel box (face_pixel_box, shared with the CUDA kernels).
 template <typename T>
 std::vector<PixelBox> face_pixel_boxes(const RasterizeParams& p, const T* face_verts) {
   std::vector<PixelBox> boxes(p.num_faces);
-  at::parallel_for(0, p.num_faces, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t f = begin; f < end; ++f) boxes[f] = face_pixel_box(p, face_verts + 9 * f);
-  });
+  for (int64_t f = 0; f < p.num_faces; ++f) boxes[f] = face_pixel_box(p, face_verts + 9 * f);
   return boxes;
 }
 
@@ -224,13 +228,11 @@ using GradBuffers = std::vector<std::vector<double>>;
 // Sums the per-thread gradient buffers into grad_face_verts.
 template <typename T>
 void reduce_thread_grads(const GradBuffers& per_thread, int64_t size, T* out) {
-  at::parallel_for(0, size, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      double sum = 0.0;
-      for (const auto& g : per_thread) sum += g.empty() ? 0.0 : g[i];
-      out[i] = T(sum);
-    }
-  });
+  for (int64_t i = 0; i < size; ++i) {
+    double sum = 0.0;
+    for (const auto& g : per_thread) sum += g.empty() ? 0.0 : g[i];
+    out[i] = T(sum);
+  }
 }
 
 inline int thread_slots() { return std::max(1, at::get_num_threads()); }
