@@ -93,7 +93,22 @@ def _check_same_batch(textures, meshes):
         raise ValueError(f"{kind} is on {textures.device} but the meshes are on {meshes.device}")
 
 
-class TexturesVertex:
+class _Textures:
+    """What both texture classes do through their ``_apply(method, *args)``, which applies a
+    tensor method to every tensor they hold."""
+
+    def clone(self):
+        return self._apply("clone")
+
+    def detach(self):
+        return self._apply("detach")
+
+    def to(self, device):
+        """These textures on ``device`` (self when already there)."""
+        return self if self.device == torch.device(device) else self._apply("to", device)
+
+
+class TexturesVertex(_Textures):
     """A (C,) feature per vertex, e.g. an RGB colour.
 
     Args:
@@ -135,16 +150,6 @@ class TexturesVertex:
     def _apply(self, method, *args):
         return TexturesVertex([getattr(t, method)(*args) for t in self.verts_features_list()])
 
-    def clone(self):
-        return self._apply("clone")
-
-    def detach(self):
-        return self._apply("detach")
-
-    def to(self, device):
-        """These features on ``device`` (self when already there)."""
-        return self if self.device == torch.device(device) else self._apply("to", device)
-
     def __getitem__(self, index):
         features = self.verts_features_list()
         return TexturesVertex([features[i] for i in _index_list(index, len(self))])
@@ -165,7 +170,7 @@ class TexturesVertex:
         return TexturesVertex([f for t in [self, *textures] for f in t.verts_features_list()])
 
 
-class TexturesUV:
+class TexturesUV(_Textures):
     """An image per mesh, looked up through UV coordinates at each face corner.
 
     Args:
@@ -253,16 +258,6 @@ class TexturesUV:
         call = lambda t: getattr(t, method)(*args)  # noqa: E731
         faces_uvs = list(map(call, self.faces_uvs_list()))
         return self._new(call(self._maps), faces_uvs, list(map(call, self.verts_uvs_list())))
-
-    def clone(self):
-        return self._apply("clone")
-
-    def detach(self):
-        return self._apply("detach")
-
-    def to(self, device):
-        """These textures on ``device`` (self when already there)."""
-        return self if self.device == torch.device(device) else self._apply("to", device)
 
     def __getitem__(self, index):
         indices = _index_list(index, len(self))
