@@ -16,13 +16,15 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 NVCC_OBJECTS := $(CUDA_SOURCES:extensions/csrc/%.cu=build/nvcc/%.o)
 
-.PHONY: help setup test test-python test-chapters cuda-check book lab bench clean
+.PHONY: help setup test test-python test-chapters cuda-check book lab bench fuzz sanitize clean
 
 help:
 	@echo "make test    set up, compile the CUDA sources, run every test and every chapter"
 	@echo "make book    set up, execute every chapter into build/chapters (notebooks, HTML, figures)"
 	@echo "make lab     set up, open the chapters in JupyterLab"
 	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "make fuzz    run the property-based tests with many examples"
+	@echo "make sanitize  build lib3dr._C with AddressSanitizer + UBSan, run the C++-facing tests"
 
 $(PY):
 	python3 -m venv $(ENV)
@@ -81,6 +83,21 @@ lab: setup $(NOTEBOOKS)
 
 bench: setup
 	$(PY) benchmarks/bench_rasterizer.py
+	$(PY) benchmarks/bench_pose.py
+	$(PY) benchmarks/bench_pose.py --tracking
+
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz.py -q -p no:cacheprovider
+
+# Rebuilds the extension in place with the sanitizers, runs the tests that reach C++ with the
+# sanitizer runtime preloaded (python itself is not instrumented), then rebuilds it normally.
+SANITIZER_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libubsan.so) $(shell gcc -print-file-name=libstdc++.so)
+sanitize: setup
+	LIB3DR_SANITIZE=1 $(PY) -m pip install --no-build-isolation --no-deps -e . -q
+	LD_PRELOAD="$(SANITIZER_PRELOAD)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/test_rasterizer.py tests/test_fuzz.py tests/test_renderer.py; \
+	  status=$$?; $(PY) -m pip install --no-build-isolation --no-deps -e . -q; exit $$status
 
 clean:
 	rm -rf build lib3dr/_C*.so chapters/*.ipynb

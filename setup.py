@@ -30,6 +30,11 @@ def get_extensions():
 
     sources = sorted(glob.glob(os.path.join(SOURCES, "*.cpp")))
     flags = {"cxx": ["-O3", "-std=c++17"]}
+    if os.environ.get("LIB3DR_SANITIZE") == "1":  # make sanitize
+        sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+        flags["cxx"] = ["-O1", "-g", "-std=c++17"] + sanitizers
+        return [CppExtension("lib3dr._C", sources, include_dirs=[os.path.abspath(SOURCES)],
+                             extra_compile_args=flags, extra_link_args=sanitizers)]
     if not with_cuda:
         return [CppExtension("lib3dr._C", sources, include_dirs=[os.path.abspath(SOURCES)],
                              extra_compile_args=flags)]

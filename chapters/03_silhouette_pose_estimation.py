@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from lib3dr.exercises import chapter03
 from lib3dr.io import load_obj
 from lib3dr.plotting import data_path, image_grid, plot_curves, save_figure, write_gif
+from lib3dr.pose import fit_pose
 from lib3dr.posefit import (camera_centre_distance, camera_from_position, rotation_error_degrees,
                             viewing_angle_degrees)
 from lib3dr.renderer import (BlendParams, FoVPerspectiveCameras, HardPhongShader, MeshRasterizer,
@@ -431,6 +432,69 @@ print(write_gif(frames, "03_fit", fps=10))
 # %% [markdown]
 # ![the fit](../build/figures/03_fit.gif)
 #
+# ## A start from the wrong side, and `lib3dr.pose.fit_pose`
+#
+# The textbook's start was chosen for this teapot: above it, on the side of the true camera. Start
+# the same fit below and behind the teapot, and the silhouette loss leads somewhere else: the
+# loss has other valleys, views from which a teapot-shaped blob covers much of the observed one.
+#
+# `lib3dr.pose.fit_pose` does not need a start. It renders hard silhouettes (one z-buffer pass,
+# no gradient) from 100 viewing directions spread evenly over a sphere, each at the distance whose
+# silhouette has the observed area, and turns each image through 12 in-plane rolls: 1,200
+# candidate views at 64 × 64 pixels, scored by IoU with the observation in about a second. The
+# three best are refined together (one batch) by Adam on a soft IoU of the fused soft silhouette;
+# the best of them goes on at 128 and 256 pixels with a narrower blur (the halo above biases the
+# distance, less so as it narrows) and a smaller step, each level stopping when the loss stops
+# falling. Its pose is a full 6-DoF one (a rotation in the continuous 6D representation and a
+# translation), so it also finds cameras that roll.
+
+# %%
+C_wrong = torch.tensor([0.5, -3.0, -3.0])
+model.renderer = silhouette_renderer
+with torch.no_grad():
+    model.camera_position.copy_(C_wrong)
+optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+for i in tqdm(range(200), desc="textbook fit, wrong side"):
+    optimizer.zero_grad()
+    loss, _ = model()
+    loss.backward()
+    optimizer.step()
+    if loss.item() < 500:
+        break
+C_wrong_end = model.camera_position.detach().clone()
+wrong_distance, wrong_angle, _ = pose_errors(C_wrong_end)
+print(f"textbook fit from {C_wrong.tolist()}: {i + 1} iterations, loss {loss.item():.0f}, "
+      f"rotation error {wrong_angle:.1f} deg")
+
+start_time = time.perf_counter()
+fit = fit_pose(teapot_mesh, image_ref, cameras)
+fit_seconds = time.perf_counter() - start_time
+fit_angle = rotation_error_degrees(fit.R, R_true).item()
+print(f"fit_pose: {fit_seconds:.1f} s, {len(fit.history)} iterations after {fit.candidates} candidate views, "
+      f"rotation error {fit_angle:.2f} deg, silhouette IoU {fit.iou:.4f}")
+assert wrong_angle > 20 and fit_angle < 2.0 and fit.iou > 0.98
+
+with torch.no_grad():
+    R_wrong, T_wrong = camera_from_position(C_wrong_end)
+    shown = [silhouette_renderer(teapot_mesh, R=R_wrong, T=T_wrong)[0, ..., 3],
+             silhouette_renderer(teapot_mesh, R=fit.R[None], T=fit.T[None])[0, ..., 3]]
+fig = image_grid([overlay(alpha, image_ref) for alpha in shown],
+                 [f"textbook fit from below: {wrong_angle:.0f} deg off",
+                  f"fit_pose: {fit_angle:.2f} deg off, IoU {fit.iou:.3f}"],
+                 suptitle="Red: observed silhouette, green: fitted soft silhouette, yellow: both")
+save_figure(fig, "03_fit_pose")
+plt.show()
+
+# %% [markdown]
+# On 50 random poses of the teapot (`benchmarks/bench_pose.py`, table in `benchmarks/README.md`;
+# success means within 2° and a silhouette IoU above 0.98), the textbook's fit from its fixed
+# start succeeds on none: 8 of its 50 ends are within 2°, but the halo bias keeps their IoU
+# below 0.94. `fit_pose` succeeds on 34 of 50, in a median of 3.0 s per fit on two CPU cores. Of
+# its 16 failures, 5 ended in another valley even after three rounds of candidate views (IoU
+# about 0.9); the other 11 are 1° to 7° off (one 38°) with IoUs of 0.94 to 0.99: views where the
+# teapot's outline barely changes as it turns, which a silhouette alone cannot pin down. The cow,
+# fitted with its colours as well, succeeds 50 times out of 50 (chapter 4).
+#
 # ## Summary
 #
 # - With the camera reduced to its centre $C$ (looking at the origin, +Y up), $R$ and $T$ are
@@ -443,6 +507,8 @@ print(write_gif(frames, "03_fit", fps=10))
 #   true direction the loss is smallest about 3 % behind the true camera. The sharper the
 #   silhouette, the smaller that bias; continuing with $\sigma = 10^{-5}$ brings the camera within
 #   a few hundredths of a unit and well under a degree.
+# - From a start on the wrong side the same fit fails; `lib3dr.pose.fit_pose` needs no start
+#   (candidate views scored at low resolution, the best refined coarse to fine).
 #
 # ## Exercises
 #

@@ -5,8 +5,8 @@ Chapter 3 explains them: the textbook parametrises a camera by its centre ``C`` 
 looking at the origin with +Y up (``camera_from_position``), and we judge a fit by the distance
 between camera centres (``camera_centre_distance``), by the angle of the rotation that takes one
 camera's orientation to the other's (``rotation_error_degrees``) and by the angle between their
-viewing directions (``viewing_angle_degrees``). Chapters 4 and 5 reuse them. A fuller
-``lib3dr.pose`` with multi-start fitting is planned.
+viewing directions (``viewing_angle_degrees``). Chapters 4 and 5 reuse them, and so does
+``lib3dr.pose``, the robust fitting and tracking built on them.
 """
 import math
 

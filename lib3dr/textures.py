@@ -265,8 +265,12 @@ class TexturesUV(_Textures):
         return self._new(self._maps[indices], [faces[i] for i in indices], [verts[i] for i in indices])
 
     def extend(self, N):
-        """Each mesh's texture repeated N times in a row, matching ``Meshes.extend``."""
-        return self[torch.arange(len(self)).repeat_interleave(N)]
+        """Each mesh's texture repeated N times in a row, matching ``Meshes.extend``. One mesh's
+        map is shared by the N copies (an expanded view), not copied N times."""
+        if len(self) != 1:
+            return self[torch.arange(len(self)).repeat_interleave(N)]
+        return self._new(self._maps.expand(N, -1, -1, -1), self.faces_uvs_list() * N,
+                         self.verts_uvs_list() * N)
 
     def sample_textures(self, fragments, faces_packed=None):
         """Texture colours at the fragments: ``(N, H, W, K, C)``, 0 where there is no face.
