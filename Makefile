@@ -94,6 +94,7 @@ fuzz: setup
 SANITIZER_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libubsan.so) $(shell gcc -print-file-name=libstdc++.so)
 sanitize: setup
 	LIB3DR_SANITIZE=1 $(PY) -m pip install --no-build-isolation --no-deps -e . -q
+	nm -D lib3dr/_C*.so | grep -q __asan_ || { echo "lib3dr._C is not instrumented"; exit 1; }
 	LD_PRELOAD="$(SANITIZER_PRELOAD)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/test_rasterizer.py tests/test_fuzz.py tests/test_renderer.py; \
