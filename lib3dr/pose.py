@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from lib3dr.posefit import camera_from_position
 from lib3dr.rasterizer import MeshRasterizer, RasterizationSettings, soft_silhouette
-from lib3dr.transforms import look_at_rotation, matrix_to_rotation_6d, rotation_6d_to_matrix
+from lib3dr.transforms import matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = ["LookAtPose", "ObjectPose", "PoseFit", "Track", "fibonacci_directions", "fit_pose",
            "hard_silhouette", "rgb_loss", "silhouette_iou", "silhouette_mse", "soft_iou_loss", "track"]
