@@ -110,8 +110,8 @@ def run_fits(mesh_name, method, n, seed, roll=False):
         iou = silhouette_iou(hard_silhouette(mesh, cameras, SIZE, R, T), target[None]).item()
         error = rotation_error_degrees(R, R_true[i]).item()
         error_sym = min(error, rotation_error_degrees(R, MIRROR @ R_true[i] @ MIRROR).item())
-        centre = -(T[:, None] @ R.transpose(1, 2))[0, 0]
-        centre_true = -(T_true[i:i + 1, None] @ R_true[i:i + 1].transpose(1, 2))[0, 0]
+        centre = cameras.get_camera_center(R=R, T=T)[0]
+        centre_true = cameras.get_camera_center(R=R_true[i:i + 1], T=T_true[i:i + 1])[0]
         rows.append({"rotation_error": error, "rotation_error_sym": error_sym, "iou": iou, "seconds": seconds,
                      "centre_error": (centre - centre_true).norm().item()})
         print(f"  {mesh_name} {method} {i + 1}/{n}: {error:6.2f} deg (sym {error_sym:6.2f}), IoU {iou:.4f}, "

@@ -216,18 +216,28 @@ plt.show()
 # to draw the fit afterwards.
 
 # %%
-optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-losses, positions = [], [C_start.clone()]
+def adam_fit(start, lr, iterations, desc, stop_below=None):
+    """The textbook's loop: Adam on the model's camera position from ``start``, stopping early
+    once the loss is under ``stop_below``. Returns the loss at each iteration and the camera
+    before the first and after each step."""
+    with torch.no_grad():
+        model.camera_position.copy_(start)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses, positions = [], [start.clone()]
+    for _ in tqdm(range(iterations), desc=desc):
+        optimizer.zero_grad()
+        loss, _ = model()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        positions.append(model.camera_position.detach().clone())
+        if stop_below is not None and loss.item() < stop_below:
+            break
+    return losses, positions
+
+
 start_time = time.perf_counter()
-for i in tqdm(range(200), desc="textbook fit"):
-    optimizer.zero_grad()
-    loss, _ = model()
-    loss.backward()
-    optimizer.step()
-    losses.append(loss.item())
-    positions.append(model.camera_position.detach().clone())
-    if loss.item() < 500:
-        break
+losses, positions = adam_fit(C_start, lr=0.05, iterations=200, desc="textbook fit", stop_below=500)
 seconds = time.perf_counter() - start_time
 # The loss below 500 was that of the camera *before* the last step: that camera is the answer.
 C_stop = positions[-2]
@@ -360,17 +370,7 @@ plt.show()
 
 # %%
 model.renderer = sharp_renderer
-with torch.no_grad():
-    model.camera_position.copy_(C_stop)
-optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-refine_losses, refine_positions = [], [C_stop.clone()]
-for i in tqdm(range(60), desc="refinement"):
-    optimizer.zero_grad()
-    loss, _ = model()
-    loss.backward()
-    optimizer.step()
-    refine_losses.append(loss.item())
-    refine_positions.append(model.camera_position.detach().clone())
+refine_losses, refine_positions = adam_fit(C_stop, lr=0.01, iterations=60, desc="refinement")
 C_final = refine_positions[-1]
 distance_final, angle_final, viewing_final = pose_errors(C_final)
 print(f"refined camera {[round(x, 3) for x in C_final.tolist()]}: distance {distance_final:.3f}, "
@@ -451,19 +451,11 @@ print(write_gif(frames, "03_fit", fps=10))
 # %%
 C_wrong = torch.tensor([0.5, -3.0, -3.0])
 model.renderer = silhouette_renderer
-with torch.no_grad():
-    model.camera_position.copy_(C_wrong)
-optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-for i in tqdm(range(200), desc="textbook fit, wrong side"):
-    optimizer.zero_grad()
-    loss, _ = model()
-    loss.backward()
-    optimizer.step()
-    if loss.item() < 500:
-        break
-C_wrong_end = model.camera_position.detach().clone()
+wrong_losses, wrong_positions = adam_fit(C_wrong, lr=0.05, iterations=200, desc="textbook fit, wrong side",
+                                         stop_below=500)
+C_wrong_end = wrong_positions[-1]
 wrong_distance, wrong_angle, _ = pose_errors(C_wrong_end)
-print(f"textbook fit from {C_wrong.tolist()}: {i + 1} iterations, loss {loss.item():.0f}, "
+print(f"textbook fit from {C_wrong.tolist()}: {len(wrong_losses)} iterations, loss {wrong_losses[-1]:.0f}, "
       f"rotation error {wrong_angle:.1f} deg")
 
 start_time = time.perf_counter()
@@ -479,8 +471,8 @@ with torch.no_grad():
     shown = [silhouette_renderer(teapot_mesh, R=R_wrong, T=T_wrong)[0, ..., 3],
              silhouette_renderer(teapot_mesh, R=fit.R[None], T=fit.T[None])[0, ..., 3]]
 fig = image_grid([overlay(alpha, image_ref) for alpha in shown],
-                 [f"textbook fit from below: {wrong_angle:.0f} deg off",
-                  f"fit_pose: {fit_angle:.2f} deg off, IoU {fit.iou:.3f}"],
+                 [f"textbook fit from below\n{wrong_angle:.0f} deg off",
+                  f"fit_pose\n{fit_angle:.2f} deg off, IoU {fit.iou:.3f}"],
                  suptitle="Red: observed silhouette, green: fitted soft silhouette, yellow: both")
 save_figure(fig, "03_fit_pose")
 plt.show()

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from lib3dr.posefit import camera_from_position
 from lib3dr.rasterizer import MeshRasterizer, RasterizationSettings, soft_silhouette
+from lib3dr.structures import Meshes
 from lib3dr.transforms import matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = ["LookAtPose", "ObjectPose", "PoseFit", "Track", "fibonacci_directions", "fit_pose",
@@ -138,6 +139,12 @@ def _roll(R, T, angles):
     o, i = torch.zeros_like(c), torch.ones_like(c)
     Rz = torch.stack([c, -s, o, s, c, o, o, o, i], dim=-1).reshape(-1, 3, 3).to(R.dtype)
     return R @ Rz, (T[:, None, :] @ Rz)[:, 0]
+
+
+def _shape_of(mesh):
+    """The mesh without its textures: silhouettes need only the shape, and a batch of hypotheses
+    then does not carry a texture per pose."""
+    return Meshes(verts=mesh.verts_list(), faces=mesh.faces_list())
 
 
 def _downsample(image, size):
@@ -283,8 +290,7 @@ def fit_pose(mesh, target, cameras, target_rgb=None, rgb_renderer=None, paramete
         if rgb_renderer is None:
             raise ValueError("target_rgb needs an rgb_renderer (a MeshRenderer with a hard shader)")
         target_rgb = target_rgb.to(dtype)
-    geometry = mesh.clone()
-    geometry.textures = None  # the silhouette needs no texture: do not copy it per hypothesis
+    geometry = _shape_of(mesh)
     size = target.shape[-1]
     levels = [s for s in levels if s < size] + [size]
     mismatch = lambda R, T, at: _mismatch(mesh, geometry, cameras, R, T, target, target_rgb,  # noqa: E731
@@ -405,8 +411,7 @@ def track(mesh, frames, cameras, init=None, parameterisation="object", iteration
         _check_target(f"frames[{t}]", frame, mesh.device)
     size = image_size or frames.shape[-1]
     sigma = _level_sigma(size, blur_pixels=1.0)
-    geometry = mesh.clone()
-    geometry.textures = None
+    geometry = _shape_of(mesh)
     dtype = geometry.verts_packed().dtype
     if init is None:
         fit = fit_pose(mesh, frames[0], cameras, parameterisation=parameterisation, **fit_kwargs)
