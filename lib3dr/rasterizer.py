@@ -162,19 +162,20 @@ class _SoftSilhouette(torch.autograd.Function):
         options = (H, W, K, blur_radius, perspective_correct, clip_barycentric, cull_backfaces,
                    sigma)
         with _on_device(face_verts):
-            alpha = _backend._C.soft_silhouette_forward(face_verts, first_face, num_faces, *options,
-                                                        _stream(face_verts))
-        # Only the inputs are kept: the backward recomputes the K nearest faces of each pixel.
-        ctx.save_for_backward(face_verts, first_face, num_faces)
+            alpha, *state = _backend._C.soft_silhouette_forward(
+                face_verts, first_face, num_faces, *options, _stream(face_verts))
+        # No (N, H, W, K) fragments are kept: the state is per pixel (the CPU kernel's
+        # transmittance and depth cut, nothing on CUDA) and the backward revisits the faces.
+        ctx.save_for_backward(face_verts, first_face, num_faces, *state)
         ctx.options = options
         return alpha
 
     @staticmethod
     def backward(ctx, grad_alpha):
-        face_verts, first_face, num_faces = ctx.saved_tensors
+        face_verts, first_face, num_faces, *state = ctx.saved_tensors
         with _on_device(face_verts):
             grad_face_verts = _backend._C.soft_silhouette_backward(
-                face_verts, first_face, num_faces, grad_alpha.contiguous(), *ctx.options,
+                face_verts, first_face, num_faces, grad_alpha.contiguous(), state, *ctx.options,
                 _stream(face_verts))
         return (grad_face_verts,) + (None,) * 10
 

@@ -63,20 +63,20 @@ RasterizeParams make_params(const torch::Tensor& face_verts, int64_t num_meshes,
   return p;
 }
 
-// Calls kernel_cuda<scalar_t>(p, args..., stream) for CUDA tensors, else kernel_cpu<scalar_t>(p, args...).
+// LIB3DR_CUDA calls kernel_cuda<scalar_t>(p, args..., stream); LIB3DR_LAUNCH calls it for CUDA
+// tensors, else kernel_cpu<scalar_t>(p, args...).
 #ifdef WITH_CUDA
 void check_cuda(const char* error) { TORCH_CHECK(error == nullptr, "CUDA kernel failed: ", error); }
-#define LIB3DR_LAUNCH(kernel, on_cuda, ...)                          \
-  ((on_cuda) ? check_cuda(kernel##_cuda<scalar_t>(p, __VA_ARGS__, stream)) \
-             : kernel##_cpu<scalar_t>(p, __VA_ARGS__))
+#define LIB3DR_CUDA(kernel, ...) check_cuda(kernel##_cuda<scalar_t>(p, __VA_ARGS__, stream))
 #else
 [[noreturn]] void no_cuda() {
   TORCH_CHECK(false, "lib3dr._C was built without CUDA; rebuild with FORCE_CUDA=1 on a machine "
                      "with nvcc and a CUDA build of torch");
 }
-#define LIB3DR_LAUNCH(kernel, on_cuda, ...) \
-  ((on_cuda) ? no_cuda() : kernel##_cpu<scalar_t>(p, __VA_ARGS__))
+#define LIB3DR_CUDA(kernel, ...) no_cuda()
 #endif
+#define LIB3DR_LAUNCH(kernel, on_cuda, ...) \
+  ((on_cuda) ? LIB3DR_CUDA(kernel, __VA_ARGS__) : kernel##_cpu<scalar_t>(p, __VA_ARGS__))
 
 std::vector<torch::Tensor> rasterize_forward(const torch::Tensor& face_verts,
                                              const torch::Tensor& mesh_first_face,
@@ -131,28 +131,47 @@ torch::Tensor rasterize_backward(const torch::Tensor& face_verts, const torch::T
   return grad_face_verts;
 }
 
-torch::Tensor soft_silhouette_forward(const torch::Tensor& face_verts,
-                                      const torch::Tensor& mesh_first_face,
-                                      const torch::Tensor& mesh_num_faces, int64_t height,
-                                      int64_t width, int64_t faces_per_pixel, double blur_radius,
-                                      bool perspective_correct, bool clip_barycentric,
-                                      bool cull_backfaces, double sigma, int64_t stream) {
+// Returns {alpha} on CUDA, whose backward recomputes everything, and on the CPU also the
+// per-pixel state its backward reads: {alpha, transmittance, cut_z, cut_face} (SilhouetteState).
+std::vector<torch::Tensor> soft_silhouette_forward(const torch::Tensor& face_verts,
+                                                   const torch::Tensor& mesh_first_face,
+                                                   const torch::Tensor& mesh_num_faces,
+                                                   int64_t height, int64_t width,
+                                                   int64_t faces_per_pixel, double blur_radius,
+                                                   bool perspective_correct, bool clip_barycentric,
+                                                   bool cull_backfaces, double sigma,
+                                                   int64_t stream) {
   const RasterizeParams p =
       make_params(face_verts, mesh_first_face.size(0), height, width, faces_per_pixel, blur_radius,
                   perspective_correct, clip_barycentric, cull_backfaces, sigma);
   check_inputs(p, face_verts, mesh_first_face, mesh_num_faces);
   TORCH_CHECK(sigma > 0, "sigma must be > 0, got ", sigma);
-  auto alpha = torch::empty({p.num_meshes, height, width}, face_verts.options());
+  const auto shape = std::vector<int64_t>{p.num_meshes, height, width};
+  auto alpha = torch::empty(shape, face_verts.options());
+  if (face_verts.is_cuda()) {
+    AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "soft_silhouette_forward", [&] {
+      LIB3DR_CUDA(soft_silhouette_forward, face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), alpha.data_ptr<scalar_t>());
+    });
+    return {alpha};
+  }
+  auto transmittance = torch::empty(shape, face_verts.options());
+  auto cut_z = torch::empty(shape, face_verts.options());
+  auto cut_face = torch::empty(shape, face_verts.options().dtype(torch::kLong));
   AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "soft_silhouette_forward", [&] {
-    LIB3DR_LAUNCH(soft_silhouette_forward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), alpha.data_ptr<scalar_t>());
+    soft_silhouette_forward_cpu<scalar_t>(
+        p, face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(),
+        mesh_num_faces.data_ptr<int64_t>(), alpha.data_ptr<scalar_t>(),
+        {transmittance.data_ptr<scalar_t>(), cut_z.data_ptr<scalar_t>(), cut_face.data_ptr<int64_t>()});
   });
-  return alpha;
+  return {alpha, transmittance, cut_z, cut_face};
 }
 
+// `state` is what soft_silhouette_forward returned after alpha.
 torch::Tensor soft_silhouette_backward(const torch::Tensor& face_verts,
                                        const torch::Tensor& mesh_first_face,
                                        const torch::Tensor& mesh_num_faces,
-                                       const torch::Tensor& grad_alpha, int64_t height,
+                                       const torch::Tensor& grad_alpha,
+                                       const std::vector<torch::Tensor>& state, int64_t height,
                                        int64_t width, int64_t faces_per_pixel, double blur_radius,
                                        bool perspective_correct, bool clip_barycentric,
                                        bool cull_backfaces, double sigma, int64_t stream) {
@@ -160,13 +179,31 @@ torch::Tensor soft_silhouette_backward(const torch::Tensor& face_verts,
       make_params(face_verts, mesh_first_face.size(0), height, width, faces_per_pixel, blur_radius,
                   perspective_correct, clip_barycentric, cull_backfaces, sigma);
   check_inputs(p, face_verts, mesh_first_face, mesh_num_faces);
+  const auto shape = std::vector<int64_t>{p.num_meshes, height, width};
   check_tensor(grad_alpha, "grad_alpha", face_verts.device());
-  TORCH_CHECK(grad_alpha.sizes() == std::vector<int64_t>({p.num_meshes, height, width}) &&
-                  grad_alpha.scalar_type() == face_verts.scalar_type(),
+  TORCH_CHECK(grad_alpha.sizes() == shape && grad_alpha.scalar_type() == face_verts.scalar_type(),
               "grad_alpha must have shape (N, H, W) and the dtype of face_verts");
   auto grad_face_verts = torch::empty_like(face_verts);
+  if (face_verts.is_cuda()) {
+    TORCH_CHECK(state.empty(), "the CUDA fused silhouette keeps no state between passes");
+    AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "soft_silhouette_backward", [&] {
+      LIB3DR_CUDA(soft_silhouette_backward, face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), grad_alpha.data_ptr<scalar_t>(), grad_face_verts.data_ptr<scalar_t>());
+    });
+    return grad_face_verts;
+  }
+  TORCH_CHECK(state.size() == 3, "state must be the forward's (transmittance, cut_z, cut_face)");
+  for (size_t i = 0; i < 3; ++i) {
+    check_tensor(state[i], "state", face_verts.device());
+    TORCH_CHECK(state[i].sizes() == shape &&
+                    state[i].scalar_type() == (i == 2 ? torch::kLong : face_verts.scalar_type()),
+                "state must be the forward's (transmittance, cut_z, cut_face), shaped (N, H, W)");
+  }
   AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "soft_silhouette_backward", [&] {
-    LIB3DR_LAUNCH(soft_silhouette_backward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), grad_alpha.data_ptr<scalar_t>(), grad_face_verts.data_ptr<scalar_t>());
+    soft_silhouette_backward_cpu<scalar_t>(
+        p, face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(),
+        mesh_num_faces.data_ptr<int64_t>(), grad_alpha.data_ptr<scalar_t>(),
+        {state[0].data_ptr<scalar_t>(), state[1].data_ptr<scalar_t>(), state[2].data_ptr<int64_t>()},
+        grad_face_verts.data_ptr<scalar_t>());
   });
   return grad_face_verts;
 }
@@ -188,6 +225,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("has_cuda",                 &has_cuda,                 "True when built with the CUDA kernels");
   m.def("rasterize_forward",        &rasterize_forward,        "pix_to_face, zbuf, bary, dists", no_gil);
   m.def("rasterize_backward",       &rasterize_backward,       "grad of face_verts",             no_gil);
-  m.def("soft_silhouette_forward",  &soft_silhouette_forward,  "fused soft silhouette alpha",    no_gil);
+  m.def("soft_silhouette_forward",  &soft_silhouette_forward,  "alpha and the backward's state", no_gil);
   m.def("soft_silhouette_backward", &soft_silhouette_backward, "grad of face_verts",             no_gil);
 }

@@ -65,9 +65,10 @@ LIB3DR_HD void edge_function_backward(Vec2<T> p, Vec2<T> a, Vec2<T> b, T grad, V
 template <typename T>
 LIB3DR_HD T point_segment_dist2(Vec2<T> p, Vec2<T> a, Vec2<T> b, T inv_len2, T& t) {
   const T abx = b.x - a.x, aby = b.y - a.y;
-  t = ((p.x - a.x) * abx + (p.y - a.y) * aby) * inv_len2;
-  t = t < T(0) ? T(0) : (t > T(1) ? T(1) : t);
-  const T dx = p.x - (a.x + t * abx), dy = p.y - (a.y + t * aby);
+  const T along = ((p.x - a.x) * abx + (p.y - a.y) * aby) * inv_len2;
+  const T clamped = along < T(0) ? T(0) : (along > T(1) ? T(1) : along);
+  const T dx = p.x - (a.x + clamped * abx), dy = p.y - (a.y + clamped * aby);
+  t = clamped;
   return dx * dx + dy * dy;
 }
 
@@ -137,6 +138,46 @@ LIB3DR_HD FaceSetup<T> prepare_face(const T* face, const PixelFaceSettings<T>& s
   return f;
 }
 
+// What the gradient of a face's signed distance at a pixel depends on: the nearest edge, the
+// position on it, and whether the pixel is inside (a compact copy of PixelFace's fields).
+template <typename T>
+struct DistanceHit {
+  T dist;
+  T edge_t;
+  int edge;
+  bool inside;
+};
+
+// Whether p is strictly inside the face, from its screen-space barycentrics.
+template <typename T>
+LIB3DR_HD bool inside_face(const T bary_2d[3]) {
+  return (bary_2d[0] > T(0)) & (bary_2d[1] > T(0)) & (bary_2d[2] > T(0));
+}
+
+// Squared distance from p to the face's nearest edge (the first on ties), which edge, and where
+// on it. Selections rather than branches, so that a loop over pixels vectorizes.
+template <typename T>
+LIB3DR_HD T nearest_edge(Vec2<T> p, const FaceSetup<T>& f, int& edge, T& t) {
+  T t0, t1, t2;
+  const T d0 = point_segment_dist2(p, f.v[0], f.v[1], f.inv_len2[0], t0);
+  const T d1 = point_segment_dist2(p, f.v[1], f.v[2], f.inv_len2[1], t1);
+  const T d2 = point_segment_dist2(p, f.v[2], f.v[0], f.inv_len2[2], t2);
+  const bool second = d1 < d0;
+  const T d01 = second ? d1 : d0;
+  const bool third = d2 < d01;
+  edge = third ? 2 : (second ? 1 : 0);
+  t = third ? t2 : (second ? t1 : t0);
+  return third ? d2 : d01;
+}
+
+// The screen-space barycentrics of p in the face.
+template <typename T>
+LIB3DR_HD void barycentrics_2d(Vec2<T> p, const FaceSetup<T>& f, T bary_2d[3]) {
+  bary_2d[0] = edge_function(p, f.v[1], f.v[2]) * f.inv_area;
+  bary_2d[1] = edge_function(p, f.v[2], f.v[0]) * f.inv_area;
+  bary_2d[2] = edge_function(p, f.v[0], f.v[1]) * f.inv_area;
+}
+
 // Stage 1 of evaluating a face at pixel centre p: does it cover the pixel in 2D, and at what
 // signed distance? False for faces that are not drawable and pixels beyond the blur radius.
 template <typename T>
@@ -144,10 +185,8 @@ LIB3DR_HD bool eval_coverage(Vec2<T> p, const FaceSetup<T>& f, const PixelFaceSe
                              PixelFace<T>& out) {
   if (!f.drawable) return false;
   out.area = f.area;
-  out.bary_2d[0] = edge_function(p, f.v[1], f.v[2]) * f.inv_area;
-  out.bary_2d[1] = edge_function(p, f.v[2], f.v[0]) * f.inv_area;
-  out.bary_2d[2] = edge_function(p, f.v[0], f.v[1]) * f.inv_area;
-  out.inside = out.bary_2d[0] > T(0) && out.bary_2d[1] > T(0) && out.bary_2d[2] > T(0);
+  barycentrics_2d(p, f, out.bary_2d);
+  out.inside = inside_face(out.bary_2d);
   if (!out.inside) {
     // Quick rejection: a point outside an edge's line is at least as far from the face as from
     // that line, |edge_function| / |edge|. The margin keeps rounding from rejecting a true hit.
@@ -157,20 +196,23 @@ LIB3DR_HD bool eval_coverage(Vec2<T> p, const FaceSetup<T>& f, const PixelFaceSe
         return false;
     }
   }
-  // Squared distance to the nearest edge (the first on ties), and where on it.
-  T d2 = T(0);
-  for (int e = 0; e < 3; ++e) {
-    T t;
-    const T d = point_segment_dist2(p, f.v[e], f.v[(e + 1) % 3], f.inv_len2[e], t);
-    if (e == 0 || d < d2) {
-      d2 = d;
-      out.edge = e;
-      out.edge_t = t;
-    }
-  }
+  const T d2 = nearest_edge(p, f, out.edge, out.edge_t);
   if (!out.inside && d2 >= s.blur_radius) return false;
   out.dist = out.inside ? -d2 : d2;
   return true;
+}
+
+// eval_coverage's test and distance alone (the same operations, so the same answer), for loops
+// over many pixels: returns whether the face covers p and sets `hit` for the backward pass.
+template <typename T>
+LIB3DR_HD bool coverage_distance(Vec2<T> p, const FaceSetup<T>& f, T blur_radius,
+                                 DistanceHit<T>& hit) {
+  T bary_2d[3];
+  barycentrics_2d(p, f, bary_2d);
+  hit.inside = inside_face(bary_2d);
+  const T d2 = nearest_edge(p, f, hit.edge, hit.edge_t);
+  hit.dist = hit.inside ? -d2 : d2;
+  return hit.inside | (d2 < blur_radius);
 }
 
 // Stage 2, after eval_coverage accepted the face: its barycentrics (perspective-corrected and
@@ -223,17 +265,6 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
   const FaceSetup<T> f = prepare_face(face, s);
   return eval_coverage(p, f, s, out) && eval_depth(f, s, out);
 }
-
-// What the gradient of a face's signed distance at a pixel depends on: the nearest edge, the
-// position on it, and whether the pixel is inside (a compact copy of PixelFace's fields).
-template <typename T>
-struct DistanceHit {
-  T dist;
-  T edge_t;
-  int edge;
-  bool inside;
-  LIB3DR_HD static DistanceHit of(const PixelFace<T>& f) { return {f.dist, f.edge_t, f.edge, f.inside}; }
-};
 
 // Adds grad_dist * d dist / d(face) to grad_face: dist = -+ the squared distance to the nearest
 // edge, which moves with that edge's two vertices only.
@@ -318,7 +349,7 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
     grad_face[3 * i + 1] += G(gv[i].y);
     grad_face[3 * i + 2] += G(gz[i]);
   }
-  eval_dist_backward(p, face, DistanceHit<T>::of(f), grad_dist, grad_face);
+  eval_dist_backward(p, face, DistanceHit<T>{f.dist, f.edge_t, f.edge, f.inside}, grad_dist, grad_face);
 }
 
 // The soft silhouette's per-face coverage, D = sigmoid(-dist / sigma), written to saturate

@@ -42,15 +42,28 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
                             const int64_t* pix_to_face, const T* grad_zbuf, const T* grad_bary,
                             const T* grad_dists, T* grad_face_verts);
 
+// The CPU fused forward also leaves, per pixel, what its backward needs to avoid recomputing
+// products and depth orders (each (N, H, W)): the transmittance prod_k (1 - D_k) over the kept
+// faces, and where more than K faces cover the pixel the cut, the depth and index of the K-th
+// nearest (cut_face -1 elsewhere). O(N*H*W), unlike the (N, H, W, K) fragments.
+template <typename T, typename Index = int64_t>
+struct SilhouetteState {
+  T* transmittance;
+  T* cut_z;
+  Index* cut_face;
+};
+
 template <typename T>
 void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
                                  const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
-                                 T* alpha);
+                                 T* alpha, SilhouetteState<T> state);
 
 template <typename T>
 void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                   const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
-                                  const T* grad_alpha, T* grad_face_verts);
+                                  const T* grad_alpha,
+                                  SilhouetteState<const T, const int64_t> state,
+                                  T* grad_face_verts);
 
 // CUDA launchers: same arguments, all pointers on the device, run on `stream` (a cudaStream_t
 // passed as an integer). Return a CUDA error string, or nullptr on success.
@@ -127,11 +140,16 @@ LIB3DR_HD PixelBox face_pixel_box(const RasterizeParams& p, const T* v) {
   return {xs.lo, xs.hi, ys.lo, ys.hi};
 }
 
-// Keeps the K nearest faces of a pixel in `zs`/`faces`, sorted by ascending (z, face index): the
-// face index breaks ties, so the result does not depend on the order in which faces arrive.
+// Depth order of faces at a pixel: ascending z, the face index breaking ties, so that the K
+// nearest do not depend on the order in which faces arrive.
+template <typename T>
+LIB3DR_HD bool nearer(T za, int64_t fa, T zb, int64_t fb) {
+  return za < zb || (za == zb && fa < fb);
+}
+
+// Keeps the K nearest faces of a pixel in `zs`/`faces`, sorted in depth order.
 template <typename T>
 LIB3DR_HD void insert_nearest(T z, int64_t face, T* zs, int64_t* faces, int& count, int K) {
-  auto nearer = [](T za, int64_t fa, T zb, int64_t fb) { return za < zb || (za == zb && fa < fb); };
   if (count == K && !nearer(z, face, zs[K - 1], faces[K - 1])) return;
   int i = count < K ? count++ : K - 1;
   for (; i > 0 && nearer(z, face, zs[i - 1], faces[i - 1]); --i) {
