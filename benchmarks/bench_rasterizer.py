@@ -66,7 +66,8 @@ def make_step(mesh_name, batch, K, kind, backend, device):
             fragments = rasterizer(meshes.update_padded(verts))
             if K == 1:
                 return fragments.zbuf.sum()
-            return silhouette_from_dists(fragments.pix_to_face, fragments.dists, SIGMA).sum()
+            return silhouette_from_dists(fragments.pix_to_face, fragments.dists, SIGMA,
+                                         backend=backend).sum()
     elif kind == "fused":
         def forward():
             return soft_silhouette(meshes.update_padded(verts), cameras, image_size=256,

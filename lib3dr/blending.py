@@ -10,6 +10,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from lib3dr import _backend
+
 
 @dataclass
 class BlendParams:
@@ -31,14 +33,39 @@ def coverage_probability(fragments, sigma):
     return torch.sigmoid(-fragments.dists / sigma) * (fragments.pix_to_face >= 0)
 
 
-def silhouette_from_dists(pix_to_face, dists, sigma):
+class _SilhouetteBlend(torch.autograd.Function):
+    """``silhouette_from_dists`` by the compiled CPU kernel: one pass over the fragments, and a
+    backward that writes ``d alpha / d dists_k = -transmittance * D_k / sigma`` directly."""
+
+    @staticmethod
+    def forward(ctx, pix_to_face, dists, sigma):
+        alpha, log_transmittance = _backend._C.silhouette_blend_forward(
+            pix_to_face.contiguous(), dists.contiguous(), sigma)
+        ctx.save_for_backward(pix_to_face, dists, log_transmittance)
+        ctx.sigma = sigma
+        return alpha
+
+    @staticmethod
+    def backward(ctx, grad_alpha):
+        pix_to_face, dists, log_transmittance = ctx.saved_tensors
+        grad_dists = _backend._C.silhouette_blend_backward(
+            pix_to_face.contiguous(), dists.contiguous(), log_transmittance,
+            grad_alpha.contiguous(), ctx.sigma)
+        return None, grad_dists, None
+
+
+def silhouette_from_dists(pix_to_face, dists, sigma, backend="auto"):
     """Soft Rasterizer's silhouette from fragments, ``alpha = 1 - prod_k (1 - D_k)``: ``(N, H, W)``.
 
     ``D_k = sigmoid(-dists_k / sigma)`` is the probability that face k covers the pixel, alpha the
     probability that at least one does. It is computed as ``1 - exp(sum_k log(1 - D_k))`` with
     ``log(1 - D_k) = logsigmoid(dists_k / sigma)``: the same value, finite where a face covers the
-    pixel completely, and far cheaper to differentiate than a product.
+    pixel completely, and far cheaper to differentiate than a product. On the CPU the compiled
+    kernel does the same in one pass (``backend="torch"`` forces the formula below).
     """
+    if _backend.resolve(backend, dists.device) == "cpu" and dists.dtype in (torch.float32,
+                                                                            torch.float64):
+        return _SilhouetteBlend.apply(pix_to_face, dists, float(sigma))
     log_transmittance = (F.logsigmoid(dists / sigma) * (pix_to_face >= 0)).sum(dim=-1)
     return 1.0 - torch.exp(log_transmittance)
 

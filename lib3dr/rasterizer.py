@@ -143,15 +143,24 @@ class _RasterizeFaces(torch.autograd.Function):
         ctx.save_for_backward(face_verts, pix_to_face)
         ctx.options = options
         ctx.mark_non_differentiable(pix_to_face)
+        # Outputs the loss does not use get None, not (N, H, W, K) tensors of zeros.
+        ctx.set_materialize_grads(False)
         return pix_to_face, zbuf, bary, dists
 
     @staticmethod
     def backward(ctx, _grad_pix_to_face, grad_zbuf, grad_bary, grad_dists):
         face_verts, pix_to_face = ctx.saved_tensors
+        grads = [grad_zbuf, grad_bary, grad_dists]
+        if all(grad is None for grad in grads):
+            return (None,) * 10
+        if face_verts.is_cuda:  # the CUDA kernel reads all three
+            shapes = (pix_to_face.shape, pix_to_face.shape + (3,), pix_to_face.shape)
+            grads = [face_verts.new_zeros(shape) if grad is None else grad
+                     for grad, shape in zip(grads, shapes)]
+        grads = [None if grad is None else grad.contiguous() for grad in grads]
         with _on_device(face_verts):
             grad_face_verts = _backend._C.rasterize_backward(
-                face_verts, pix_to_face, grad_zbuf.contiguous(), grad_bary.contiguous(),
-                grad_dists.contiguous(), *ctx.options, _stream(face_verts))
+                face_verts, pix_to_face, *grads, *ctx.options, _stream(face_verts))
         return (grad_face_verts,) + (None,) * 9
 
 
@@ -342,7 +351,7 @@ def soft_silhouette_ndc(meshes_ndc, sigma, image_size=256, blur_radius=None, fac
         check_memory(len(first_face), H, W, faces_per_pixel, face_verts.device)
         pix_to_face, _, _, dists = rasterize_faces_torch(face_verts, first_face, num_faces,
                                                          (H, W), *args[2:])
-        return silhouette_from_dists(pix_to_face, dists, sigma)
+        return silhouette_from_dists(pix_to_face, dists, sigma, backend="torch")
     return _SoftSilhouette.apply(face_verts, first_face, num_faces, *args, float(sigma))
 
 

@@ -187,6 +187,62 @@ def test_cpu_forward_is_independent_of_thread_count():
         torch.testing.assert_close(grad, results[0][1], rtol=1e-6, atol=1e-6)
 
 
+def random_fragments(dtype, seed=3):
+    """(pix_to_face, dists) with -1 slots anywhere (not only at the end), a pixel without faces and
+    faces so deep inside that D rounds to 1."""
+    gen = torch.Generator().manual_seed(seed)
+    pix_to_face = torch.randint(-1, 50, (2, 5, 7, 9), generator=gen)
+    dists = torch.randn(2, 5, 7, 9, generator=gen, dtype=torch.float64).to(dtype) * 3e-3
+    dists[1, ..., 0], pix_to_face[1, ..., 0] = -1.0, 7
+    pix_to_face[0, 0, 0] = -1
+    return pix_to_face, dists
+
+
+@pytest.mark.skipif("cpu" not in lib3dr.backends(), reason="needs the compiled extension")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_blend_matches_the_formula(dtype):
+    pix_to_face, dists = random_fragments(dtype)
+    alphas, grads = [], []
+    weight = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    for backend in ("cpu", "torch"):
+        leaf = dists.clone().requires_grad_()
+        alpha = silhouette_from_dists(pix_to_face, leaf, 1e-3, backend=backend)
+        alphas.append(alpha)
+        grads.append(torch.autograd.grad((alpha * weight).sum(), leaf)[0])
+    compiled, formula = alphas
+    assert compiled[0, 0, 0] == 0 and (compiled[1] == 1).all() and 0 < compiled[0].mean() < 1
+    torch.testing.assert_close(compiled, formula, atol=1e-6, rtol=0)
+    assert (grads[0][pix_to_face < 0] == 0).all()
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5 * grads[1].abs().max().item())
+    with pytest.raises(RuntimeError, match="pix_to_face must be int64"):
+        silhouette_from_dists(pix_to_face.int(), dists, 1e-3, backend="cpu")
+
+
+@pytest.mark.skipif("cpu" not in lib3dr.backends(), reason="needs the compiled extension")
+def test_compiled_blend_gradcheck():
+    pix_to_face, dists = random_fragments(torch.float64)
+    dists = (dists * 20).requires_grad_()  # D away from 0 and 1 for most slots
+    assert torch.autograd.gradcheck(
+        lambda d: silhouette_from_dists(pix_to_face, d, 0.05, backend="cpu"), (dists,))
+
+
+@pytest.mark.parametrize("backend", ["torch"] + COMPILED)
+def test_outputs_the_loss_ignores_need_no_gradients(backend):
+    # A silhouette loss uses dists only: the kernels get no zbuf/bary gradients (None), and the
+    # vertex gradient equals the one with explicit zero gradients for them.
+    meshes = triangle_soup([40, 30], dtype=torch.float64, seed=9, device=DEVICE.get(backend, "cpu"))
+    verts = meshes.verts_packed().detach().requires_grad_()
+    mesh = Meshes(verts=list(verts.split(meshes.num_verts_per_mesh().tolist())),
+                  faces=meshes.faces_list())
+    p2f, zbuf, bary, dists = rasterize_meshes(mesh, image_size=24, faces_per_pixel=6,
+                                              blur_radius=1e-3, backend=backend)
+    alpha = silhouette_from_dists(p2f, dists, 1e-3)
+    only_dists, = torch.autograd.grad(alpha.sum(), verts, retain_graph=True)
+    with_zeros, = torch.autograd.grad(alpha.sum() + 0 * zbuf.sum() + 0 * bary.sum(), verts)
+    assert only_dists.abs().max() > 0
+    torch.testing.assert_close(only_dists, with_zeros, rtol=1e-10, atol=1e-12)
+
+
 def camera_scene(dtype=torch.float32):
     mesh = ico_sphere(2)
     mesh = Meshes(verts=[v.to(dtype) for v in mesh.verts_list()], faces=mesh.faces_list())
@@ -204,7 +260,7 @@ def test_fused_silhouette_matches_unfused(backend):
     settings = RasterizationSettings(image_size=40, faces_per_pixel=12,
                                      blur_radius=math.log(1 / 1e-4 - 1) * sigma, backend="torch")
     fragments = MeshRasterizer(cameras, settings)(mesh)
-    unfused = silhouette_from_dists(fragments.pix_to_face, fragments.dists, sigma)
+    unfused = silhouette_from_dists(fragments.pix_to_face, fragments.dists, sigma, backend="torch")
     fused = soft_silhouette(mesh, cameras, image_size=40, sigma=sigma, faces_per_pixel=12,
                             backend=backend)
     assert 0 < unfused.mean() < 1

@@ -4,7 +4,12 @@
 // linked only when WITH_CUDA is defined.
 #include <torch/extension.h>
 
+#include <cstdint>
 #include <string>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include "rasterize.h"
 
@@ -44,6 +49,20 @@ void check_inputs(const RasterizeParams& p, const torch::Tensor& face_verts,
                   " has faces [", first[n], ", ", first[n] + num[n], ") outside face_verts (",
                   p.num_faces, " faces)");
   }
+}
+
+// Asks Linux to back a large new CPU buffer with 2 MB pages before it is first written: the
+// unfused fragments are hundreds of MB, and faulting them in 4 KB at a time costs more than the
+// rasterization itself. Only a hint; elsewhere nothing happens.
+void advise_huge_pages(const torch::Tensor& t) {
+#ifdef __linux__
+  if (!t.is_cpu()) return;
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t last = (begin + t.nbytes()) & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
 }
 
 RasterizeParams make_params(const torch::Tensor& face_verts, int64_t num_meshes, int64_t height, int64_t width, int64_t faces_per_pixel,
@@ -94,16 +113,19 @@ std::vector<torch::Tensor> rasterize_forward(const torch::Tensor& face_verts,
   auto zbuf = torch::empty(shape, face_verts.options());
   auto dists = torch::empty(shape, face_verts.options());
   auto bary = torch::empty({p.num_meshes, height, width, faces_per_pixel, 3}, face_verts.options());
+  for (const auto* t : {&pix_to_face, &zbuf, &dists, &bary}) advise_huge_pages(*t);
   AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_forward", [&] {
     LIB3DR_LAUNCH(rasterize_forward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), mesh_first_face.data_ptr<int64_t>(), mesh_num_faces.data_ptr<int64_t>(), pix_to_face.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), bary.data_ptr<scalar_t>(), dists.data_ptr<scalar_t>());
   });
   return {pix_to_face, zbuf, bary, dists};
 }
 
+// Gradients of outputs the loss did not use may be None (CPU only; CUDA wants all three).
 torch::Tensor rasterize_backward(const torch::Tensor& face_verts, const torch::Tensor& pix_to_face,
-                                 const torch::Tensor& grad_zbuf, const torch::Tensor& grad_bary,
-                                 const torch::Tensor& grad_dists, int64_t height, int64_t width,
-                                 int64_t faces_per_pixel, double blur_radius,
+                                 const std::optional<torch::Tensor>& grad_zbuf,
+                                 const std::optional<torch::Tensor>& grad_bary,
+                                 const std::optional<torch::Tensor>& grad_dists, int64_t height,
+                                 int64_t width, int64_t faces_per_pixel, double blur_radius,
                                  bool perspective_correct, bool clip_barycentric,
                                  bool cull_backfaces, int64_t stream) {
   TORCH_CHECK(pix_to_face.dim() == 4, "pix_to_face must have shape (N, H, W, K), got ",
@@ -115,18 +137,26 @@ torch::Tensor rasterize_backward(const torch::Tensor& face_verts, const torch::T
   TORCH_CHECK(pix_to_face.sizes() == shape, "pix_to_face must have shape ", shape, ", got ",
               pix_to_face.sizes());
   check_tensor(pix_to_face, "pix_to_face", face_verts.device());
+  TORCH_CHECK(face_verts.is_cpu() || (grad_zbuf && grad_bary && grad_dists),
+              "the CUDA backward needs all three gradients");
   for (const auto* t : {&grad_zbuf, &grad_dists}) {
-    check_tensor(*t, "grad_zbuf/grad_dists", face_verts.device());
-    TORCH_CHECK(t->sizes() == shape && t->scalar_type() == face_verts.scalar_type(),
+    if (!*t) continue;
+    check_tensor(**t, "grad_zbuf/grad_dists", face_verts.device());
+    TORCH_CHECK((*t)->sizes() == shape && (*t)->scalar_type() == face_verts.scalar_type(),
                 "gradients of zbuf and dists must match them in shape and dtype");
   }
-  check_tensor(grad_bary, "grad_bary", face_verts.device());
-  TORCH_CHECK(grad_bary.dim() == 5 && grad_bary.size(4) == 3 &&
-                  grad_bary.scalar_type() == face_verts.scalar_type(),
-              "grad_bary must match bary_coords in shape and dtype");
+  if (grad_bary) {
+    check_tensor(*grad_bary, "grad_bary", face_verts.device());
+    TORCH_CHECK(grad_bary->dim() == 5 && grad_bary->size(4) == 3 &&
+                    grad_bary->scalar_type() == face_verts.scalar_type(),
+                "grad_bary must match bary_coords in shape and dtype");
+  }
   auto grad_face_verts = torch::empty_like(face_verts);
   AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_backward", [&] {
-    LIB3DR_LAUNCH(rasterize_backward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), pix_to_face.data_ptr<int64_t>(), grad_zbuf.data_ptr<scalar_t>(), grad_bary.data_ptr<scalar_t>(), grad_dists.data_ptr<scalar_t>(), grad_face_verts.data_ptr<scalar_t>());
+    auto data = [](const std::optional<torch::Tensor>& t) {
+      return t ? t->data_ptr<scalar_t>() : nullptr;
+    };
+    LIB3DR_LAUNCH(rasterize_backward, face_verts.is_cuda(), face_verts.data_ptr<scalar_t>(), pix_to_face.data_ptr<int64_t>(), data(grad_zbuf), data(grad_bary), data(grad_dists), grad_face_verts.data_ptr<scalar_t>());
   });
   return grad_face_verts;
 }
@@ -208,6 +238,58 @@ torch::Tensor soft_silhouette_backward(const torch::Tensor& face_verts,
   return grad_face_verts;
 }
 
+void check_fragments(const torch::Tensor& pix_to_face, const torch::Tensor& dists) {
+  TORCH_CHECK(pix_to_face.is_cpu() && dists.is_cpu(),
+              "the compiled silhouette blend runs on the CPU; CUDA tensors use the torch formula");
+  TORCH_CHECK(pix_to_face.dim() == 4 && pix_to_face.scalar_type() == torch::kLong,
+              "pix_to_face must be int64 of shape (N, H, W, K), got ", pix_to_face.scalar_type(),
+              " of shape ", pix_to_face.sizes());
+  TORCH_CHECK(dists.sizes() == pix_to_face.sizes(), "dists must have the shape of pix_to_face ",
+              pix_to_face.sizes(), ", got ", dists.sizes());
+  TORCH_CHECK(dists.scalar_type() == torch::kFloat || dists.scalar_type() == torch::kDouble,
+              "dists must be float32 or float64, got ", dists.scalar_type());
+  TORCH_CHECK(pix_to_face.is_contiguous() && dists.is_contiguous(),
+              "pix_to_face and dists must be contiguous");
+}
+
+// {alpha, log_transmittance}, each (N, H, W).
+std::vector<torch::Tensor> silhouette_blend_forward(const torch::Tensor& pix_to_face,
+                                                    const torch::Tensor& dists, double sigma) {
+  check_fragments(pix_to_face, dists);
+  TORCH_CHECK(sigma > 0, "sigma must be > 0, got ", sigma);
+  const auto shape = pix_to_face.sizes().slice(0, 3);
+  auto alpha = torch::empty(shape, dists.options());
+  auto log_transmittance = torch::empty(shape, dists.options());
+  AT_DISPATCH_FLOATING_TYPES(dists.scalar_type(), "silhouette_blend_forward", [&] {
+    silhouette_blend_forward_cpu<scalar_t>(alpha.numel(), int(pix_to_face.size(3)), sigma,
+                                           pix_to_face.data_ptr<int64_t>(),
+                                           dists.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(),
+                                           log_transmittance.data_ptr<scalar_t>());
+  });
+  return {alpha, log_transmittance};
+}
+
+torch::Tensor silhouette_blend_backward(const torch::Tensor& pix_to_face,
+                                        const torch::Tensor& dists,
+                                        const torch::Tensor& log_transmittance,
+                                        const torch::Tensor& grad_alpha, double sigma) {
+  check_fragments(pix_to_face, dists);
+  const auto shape = pix_to_face.sizes().slice(0, 3);
+  for (const auto* t : {&log_transmittance, &grad_alpha})
+    TORCH_CHECK(t->is_cpu() && t->is_contiguous() && t->sizes() == shape &&
+                    t->scalar_type() == dists.scalar_type(),
+                "log_transmittance and grad_alpha must be contiguous (N, H, W) CPU tensors of the "
+                "dtype of dists");
+  auto grad_dists = torch::empty_like(dists);
+  AT_DISPATCH_FLOATING_TYPES(dists.scalar_type(), "silhouette_blend_backward", [&] {
+    silhouette_blend_backward_cpu<scalar_t>(
+        grad_alpha.numel(), int(pix_to_face.size(3)), sigma, pix_to_face.data_ptr<int64_t>(),
+        dists.data_ptr<scalar_t>(), log_transmittance.data_ptr<scalar_t>(),
+        grad_alpha.data_ptr<scalar_t>(), grad_dists.data_ptr<scalar_t>());
+  });
+  return grad_dists;
+}
+
 bool has_cuda() {
 #ifdef WITH_CUDA
   return true;
@@ -227,4 +309,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rasterize_backward",       &rasterize_backward,       "grad of face_verts",             no_gil);
   m.def("soft_silhouette_forward",  &soft_silhouette_forward,  "alpha and the backward's state", no_gil);
   m.def("soft_silhouette_backward", &soft_silhouette_backward, "grad of face_verts",             no_gil);
+  m.def("silhouette_blend_forward", &silhouette_blend_forward, "alpha, log_transmittance",       no_gil);
+  m.def("silhouette_blend_backward", &silhouette_blend_backward, "grad of dists",                no_gil);
 }

@@ -362,4 +362,11 @@ LIB3DR_HD T coverage_probability(T dist, T sigma) {
   return e / (T(1) + e);
 }
 
+// log(1 - D) = log sigmoid(dist / sigma), finite even where D rounds to 1.
+template <typename T>
+LIB3DR_HD T log_one_minus_coverage(T dist, T sigma) {
+  const T x = dist / sigma;
+  return x < T(0) ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x));
+}
+
 }  // namespace lib3dr

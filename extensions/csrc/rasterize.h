@@ -37,6 +37,7 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
                            const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                            int64_t* pix_to_face, T* zbuf, T* bary, T* dists);
 
+// Null gradient pointers stand for zeros (outputs the loss did not use).
 template <typename T>
 void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
                             const int64_t* pix_to_face, const T* grad_zbuf, const T* grad_bary,
@@ -64,6 +65,19 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                   const T* grad_alpha,
                                   SilhouetteState<const T, const int64_t> state,
                                   T* grad_face_verts);
+
+// The soft silhouette blended from (N, H, W, K) fragments, alpha = 1 - exp(sum_k log(1 - D_k))
+// over the slots with a face (pix_to_face >= 0): the unfused path's blend in one pass. `pixels`
+// is N * H * W; log_transmittance (per pixel) is what the backward needs besides the inputs.
+template <typename T>
+void silhouette_blend_forward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
+                                  const T* dists, T* alpha, T* log_transmittance);
+
+// grad_dists (N, H, W, K), zero where there is no face.
+template <typename T>
+void silhouette_blend_backward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
+                                   const T* dists, const T* log_transmittance, const T* grad_alpha,
+                                   T* grad_dists);
 
 // CUDA launchers: same arguments, all pointers on the device, run on `stream` (a cudaStream_t
 // passed as an integer). Return a CUDA error string, or nullptr on success.

@@ -278,20 +278,19 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
           return za < zb || (za == zb && hits.grouped_face[a] < hits.grouped_face[b]);
         });
         const int64_t out = ((n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx) * K;
-        for (int k = 0; k < K; ++k) {
+        for (int k = 0; k < kept; ++k) {
           const int64_t o = out + k;
-          if (k < kept) {
-            const FragmentHit<T>& hit = hits.grouped[order[k]];
-            pix_to_face[o] = hits.grouped_face[order[k]];
-            zbuf[o] = hit.z;
-            dists[o] = hit.dist;
-            for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
-          } else {
-            pix_to_face[o] = -1;
-            zbuf[o] = dists[o] = T(-1);
-            for (int i = 0; i < 3; ++i) bary[3 * o + i] = T(-1);
-          }
+          const FragmentHit<T>& hit = hits.grouped[order[k]];
+          pix_to_face[o] = hits.grouped_face[order[k]];
+          zbuf[o] = hit.z;
+          dists[o] = hit.dist;
+          for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
         }
+        // The padding, in runs that compile to wide stores: most of the output is padding.
+        std::fill_n(pix_to_face + out + kept, K - kept, int64_t(-1));
+        std::fill_n(zbuf + out + kept, K - kept, T(-1));
+        std::fill_n(dists + out + kept, K - kept, T(-1));
+        std::fill_n(bary + 3 * (out + kept), 3 * (K - kept), T(-1));
       }
   });
 }
@@ -303,6 +302,7 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
   const int K = p.faces_per_pixel;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const double rx = ndc_range_x(p), ry = ndc_range_y(p);
+  const T no_grad_bary[3] = {T(0), T(0), T(0)};
   GradBuffers grads(thread_slots());
   parallel_round_robin(int64_t(p.num_meshes) * p.height, [&](int64_t thread, int64_t row) {
     std::vector<double>& g = grads[thread];
@@ -317,14 +317,20 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
         const int64_t o = base + k;
         const int64_t f = pix_to_face[o];
         if (f < 0) break;
-        const T* gb = grad_bary + 3 * o;
-        if (grad_zbuf[o] == T(0) && grad_dists[o] == T(0) && gb[0] == T(0) && gb[1] == T(0) &&
-            gb[2] == T(0))
+        const T grad_z = grad_zbuf ? grad_zbuf[o] : T(0);
+        const T grad_dist = grad_dists ? grad_dists[o] : T(0);
+        const T* gb = grad_bary ? grad_bary + 3 * o : no_grad_bary;
+        if (grad_z == T(0) && grad_dist == T(0) && gb[0] == T(0) && gb[1] == T(0) && gb[2] == T(0))
           continue;
         // Recomputing is cheaper than storing the intermediates for every fragment.
         if (!eval_pixel_face(pix, face_verts + 9 * f, s, pf)) continue;
-        eval_pixel_face_backward(pix, face_verts + 9 * f, s, pf, grad_zbuf[o], gb, grad_dists[o],
-                                 g.data() + 9 * f);
+        if (grad_zbuf || grad_bary)
+          eval_pixel_face_backward(pix, face_verts + 9 * f, s, pf, grad_z, gb, grad_dist,
+                                   g.data() + 9 * f);
+        else  // a silhouette: only the distances have gradients
+          eval_dist_backward(pix, face_verts + 9 * f,
+                             DistanceHit<T>{pf.dist, pf.edge_t, pf.edge, pf.inside}, grad_dist,
+                             g.data() + 9 * f);
       }
     }
   });
@@ -452,6 +458,38 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
 }
 
+// Pixels per work item of the blend kernels.
+constexpr int64_t kBlendChunk = 1024;
+
+template <typename T>
+void silhouette_blend_forward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
+                                  const T* dists, T* alpha, T* log_transmittance) {
+  parallel_round_robin((pixels + kBlendChunk - 1) / kBlendChunk, [&](int64_t, int64_t chunk) {
+    for (int64_t i = chunk * kBlendChunk; i < std::min(pixels, (chunk + 1) * kBlendChunk); ++i) {
+      T sum = T(0);
+      for (int64_t o = i * K; o < (i + 1) * K; ++o)
+        if (pix_to_face[o] >= 0) sum += log_one_minus_coverage(dists[o], T(sigma));
+      log_transmittance[i] = sum;
+      alpha[i] = T(1) - std::exp(sum);
+    }
+  });
+}
+
+// d alpha / d dist_k = -transmittance * D_k / sigma, as in the fused kernel.
+template <typename T>
+void silhouette_blend_backward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
+                                   const T* dists, const T* log_transmittance, const T* grad_alpha,
+                                   T* grad_dists) {
+  parallel_round_robin((pixels + kBlendChunk - 1) / kBlendChunk, [&](int64_t, int64_t chunk) {
+    for (int64_t i = chunk * kBlendChunk; i < std::min(pixels, (chunk + 1) * kBlendChunk); ++i) {
+      const T weight = -grad_alpha[i] * std::exp(log_transmittance[i]) / T(sigma);
+      for (int64_t o = i * K; o < (i + 1) * K; ++o)
+        grad_dists[o] =
+            pix_to_face[o] >= 0 ? weight * coverage_probability(dists[o], T(sigma)) : T(0);
+    }
+  });
+}
+
 #define LIB3DR_INSTANTIATE(T)                                                                      \
   template void rasterize_forward_cpu<T>(const RasterizeParams&, const T*, const int64_t*,        \
                                          const int64_t*, int64_t*, T*, T*, T*);                   \
@@ -461,7 +499,11 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                                const int64_t*, T*, SilhouetteState<T>);           \
   template void soft_silhouette_backward_cpu<T>(const RasterizeParams&, const T*, const int64_t*, \
                                                 const int64_t*, const T*,                         \
-                                                SilhouetteState<const T, const int64_t>, T*);
+                                                SilhouetteState<const T, const int64_t>, T*);     \
+  template void silhouette_blend_forward_cpu<T>(int64_t, int, double, const int64_t*, const T*,   \
+                                                T*, T*);                                          \
+  template void silhouette_blend_backward_cpu<T>(int64_t, int, double, const int64_t*, const T*,  \
+                                                 const T*, const T*, T*);
 LIB3DR_INSTANTIATE(float)
 LIB3DR_INSTANTIATE(double)
 
