@@ -1,10 +1,11 @@
 // Multi-threaded CPU rasterization.
 //
 // The image is cut into square tiles; each face is listed in the tiles its blur-expanded bounding
-// box touches, and a tile tests only the pixels of each listed face's box. Work is split by tile
-// (forward) or by image row (backward) in a fixed round-robin, so the forward output does not
-// depend on the number of threads; backward gradients go to one buffer per thread, summed in a
-// fixed order at the end.
+// box touches, and a tile tests only the pixels of each listed face's box, a row at a time in a
+// vectorized loop. Work is split by tile (forward, fused backward) or by image row (fragment
+// backward) in a fixed round-robin, so the forward output does not depend on the number of
+// threads; backward gradients go to one buffer per thread, summed in a fixed order at the end.
+// The soft silhouette's blend from fragments is here too: one pass per pixel over its K slots.
 #include <ATen/Parallel.h>  // at::get_num_threads, at::parallel_for
 
 #include <algorithm>
@@ -273,10 +274,14 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
         order.resize(count);
         for (int i = 0; i < count; ++i) order[i] = first + i;
         const int kept = std::min(count, K);
-        std::partial_sort(order.begin(), order.begin() + kept, order.end(), [&](int a, int b) {
-          const T za = hits.grouped[a].z, zb = hits.grouped[b].z;
-          return za < zb || (za == zb && hits.grouped_face[a] < hits.grouped_face[b]);
-        });
+        auto nearer_hit = [&](int a, int b) {
+          return nearer(hits.grouped[a].z, hits.grouped_face[a], hits.grouped[b].z,
+                        hits.grouped_face[b]);
+        };
+        if (kept == count)  // all of them: a plain sort beats partial_sort's heap
+          std::sort(order.begin(), order.end(), nearer_hit);
+        else
+          std::partial_sort(order.begin(), order.begin() + kept, order.end(), nearer_hit);
         const int64_t out = ((n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx) * K;
         for (int k = 0; k < kept; ++k) {
           const int64_t o = out + k;
