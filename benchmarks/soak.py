@@ -40,7 +40,8 @@ def main():
                                                       faces_per_pixel=100)),
         SoftSilhouetteShader(blend_params=BlendParams(sigma=sigma, gamma=1e-4)))
     with torch.no_grad():
-        target = renderer(mesh, R=look_at_view_transform(3, 50, 0)[0], T=look_at_view_transform(3, 50, 0)[1])[..., 3]
+        R, T = look_at_view_transform(3, 50, 0)
+        target = renderer(mesh, R=R, T=T)[..., 3]
     position = torch.nn.Parameter(torch.tensor([3.0, 6.9, 2.5]))
     optimizer = torch.optim.Adam([position], lr=0.05)
     start, readings = time.perf_counter(), []

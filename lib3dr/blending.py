@@ -39,8 +39,8 @@ class _SilhouetteBlend(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pix_to_face, dists, sigma):
-        alpha, log_transmittance = _backend._C.silhouette_blend_forward(
-            pix_to_face.contiguous(), dists.contiguous(), sigma)
+        pix_to_face, dists = pix_to_face.contiguous(), dists.contiguous()
+        alpha, log_transmittance = _backend._C.silhouette_blend_forward(pix_to_face, dists, sigma)
         ctx.save_for_backward(pix_to_face, dists, log_transmittance)
         ctx.sigma = sigma
         return alpha
@@ -49,8 +49,7 @@ class _SilhouetteBlend(torch.autograd.Function):
     def backward(ctx, grad_alpha):
         pix_to_face, dists, log_transmittance = ctx.saved_tensors
         grad_dists = _backend._C.silhouette_blend_backward(
-            pix_to_face.contiguous(), dists.contiguous(), log_transmittance,
-            grad_alpha.contiguous(), ctx.sigma)
+            pix_to_face, dists, log_transmittance, grad_alpha.contiguous(), ctx.sigma)
         return None, grad_dists, None
 
 

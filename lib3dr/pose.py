@@ -313,13 +313,18 @@ def fit_pose(mesh, target, cameras, target_rgb=None, rgb_renderer=None, paramete
         pose = _refine(PARAMETERISATIONS[parameterisation].from_RT(R[chosen], T[chosen]), result, geometry,
                        cameras, target, levels, parameterisation, mismatch, max_iterations, lr, tolerance,
                        faces_per_pixel, snapshots, bar)
+        # _refine keeps a batch when it has one level or stops early: take its best pose.
         with torch.no_grad():
             R_b, T_b = pose()
-            score_b, iou_b = (x[0].item() for x in mismatch(R_b, T_b, size))
+            scores, ious = mismatch(R_b, T_b, size)
+            best = int(scores.argmin())
         result.attempts = attempt + 1
-        if score_b < result.score:
-            result.pose, result.R, result.T = pose, R_b[0].detach(), T_b[0].detach()
-            result.score, result.iou, result.loss = score_b, iou_b, result.history[-1] if result.history else math.inf
+        if scores[best].item() < result.score:
+            if len(R_b) > 1:
+                pose = type(pose).from_RT(R_b[best:best + 1], T_b[best:best + 1])
+            result.pose, result.R, result.T = pose, R_b[best].detach(), T_b[best].detach()
+            result.score, result.iou = scores[best].item(), ious[best].item()
+            result.loss = result.history[-1] if result.history else math.inf
         if result.iou >= good_iou or result.diverged:
             break
     bar.close()
@@ -420,7 +425,7 @@ def track(mesh, frames, cameras, init=None, parameterisation="object", iteration
         history, reinitialised = [(init[0].to(dtype), init[1].to(dtype))], []
     Rs, Ts, ious = [], [], []
     for t in tqdm(range(len(frames)), desc="track", disable=not progress):
-        R_pred, T_pred = _predict(history) if t > 0 else history[-1]
+        R_pred, T_pred = _predict(history)
         if not (frames[t] > 0.5).any():
             # Nothing to see (occluded, or out of the image): coast at constant velocity.
             history.append((R_pred, T_pred))

@@ -93,6 +93,19 @@ def test_fit_pose_recovers_a_pose_far_from_any_start(cow, parameterisation, roll
     torch.testing.assert_close(R_fit[0], fit.R, atol=1e-5, rtol=0)
 
 
+def test_fit_pose_at_one_level_returns_the_best_of_its_batch(cow):
+    # A 64-pixel target has a single level, where no pruning happens inside the refinement.
+    cameras = FoVPerspectiveCameras()
+    target = hard_silhouette(cow, cameras, 64, *target_pose(distance=3.0, azimuth=60.0))[0]
+    fit = fit_pose(cow, target, cameras, attempts=1, **{**SMALL, "candidates": 3})
+    R_fit, T_fit = fit.pose()
+    assert R_fit.shape == (1, 3, 3)
+    torch.testing.assert_close(R_fit[0], fit.R, atol=1e-6, rtol=0)
+    refit = hard_silhouette(cow, cameras, 64, fit.R[None], fit.T[None])[0]
+    torch.testing.assert_close(torch.tensor(fit.iou), silhouette_iou(refit[None], target[None])[0],
+                               atol=0.02, rtol=0)
+
+
 def test_fit_pose_stops_on_nan_and_keeps_the_last_good_pose(cow, monkeypatch):
     calls = []
     real = pose_module.soft_silhouette

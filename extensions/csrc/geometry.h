@@ -146,6 +146,9 @@ struct DistanceHit {
   T edge_t;
   int edge;
   bool inside;
+  LIB3DR_HD static DistanceHit of(const PixelFace<T>& f) {
+    return {f.dist, f.edge_t, f.edge, f.inside};
+  }
 };
 
 // Whether p is strictly inside the face, from its screen-space barycentrics.
@@ -253,8 +256,8 @@ LIB3DR_HD bool eval_depth(const FaceSetup<T>& f, const PixelFaceSettings<T>& s, 
 // soft silhouette needs no depth otherwise, so it skips stage 2 for such faces.
 template <typename T>
 LIB3DR_HD bool depth_surely_visible(const FaceSetup<T>& f, const PixelFaceSettings<T>& s,
-                                    const PixelFace<T>& out) {
-  return f.z[0] >= T(0) && f.z[1] >= T(0) && f.z[2] >= T(0) && (out.inside || s.clip_barycentric);
+                                    bool inside) {
+  return f.z[0] >= T(0) && f.z[1] >= T(0) && f.z[2] >= T(0) && (inside || s.clip_barycentric);
 }
 
 // Evaluates face `face` at pixel centre p: both stages. Returns false where the face does not
@@ -349,7 +352,7 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
     grad_face[3 * i + 1] += G(gv[i].y);
     grad_face[3 * i + 2] += G(gz[i]);
   }
-  eval_dist_backward(p, face, DistanceHit<T>{f.dist, f.edge_t, f.edge, f.inside}, grad_dist, grad_face);
+  eval_dist_backward(p, face, DistanceHit<T>::of(f), grad_dist, grad_face);
 }
 
 // The soft silhouette's per-face coverage, D = sigmoid(-dist / sigma), written to saturate

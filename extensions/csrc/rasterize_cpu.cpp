@@ -204,8 +204,7 @@ void collect_hits(const RasterizeParams& p, const T* face_verts, const PixelCent
 template <typename T>
 bool silhouette_depth_ok(Vec2<T> pix, const FaceSetup<T>& face, const PixelFaceSettings<T>& s,
                          const DistanceHit<T>& hit, bool need_depth, PixelFace<T>& pf) {
-  const bool in_front = face.z[0] >= T(0) && face.z[1] >= T(0) && face.z[2] >= T(0);
-  if (!need_depth && in_front && (hit.inside || s.clip_barycentric)) return true;
+  if (!need_depth && depth_surely_visible(face, s, hit.inside)) return true;
   return eval_coverage(pix, face, s, pf) && eval_depth(face, s, pf);
 }
 
@@ -333,8 +332,7 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
           eval_pixel_face_backward(pix, face_verts + 9 * f, s, pf, grad_z, gb, grad_dist,
                                    g.data() + 9 * f);
         else  // a silhouette: only the distances have gradients
-          eval_dist_backward(pix, face_verts + 9 * f,
-                             DistanceHit<T>{pf.dist, pf.edge_t, pf.edge, pf.inside}, grad_dist,
+          eval_dist_backward(pix, face_verts + 9 * f, DistanceHit<T>::of(pf), grad_dist,
                              g.data() + 9 * f);
       }
     }
@@ -463,20 +461,24 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
 }
 
-// Pixels per work item of the blend kernels.
-constexpr int64_t kBlendChunk = 1024;
+// Runs body(pixel) for every pixel in [0, pixels), in chunks spread over the threads.
+template <typename Body>
+void parallel_pixels(int64_t pixels, const Body& body) {
+  constexpr int64_t kChunk = 1024;
+  parallel_round_robin((pixels + kChunk - 1) / kChunk, [&](int64_t, int64_t chunk) {
+    for (int64_t i = chunk * kChunk; i < std::min(pixels, (chunk + 1) * kChunk); ++i) body(i);
+  });
+}
 
 template <typename T>
 void silhouette_blend_forward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
                                   const T* dists, T* alpha, T* log_transmittance) {
-  parallel_round_robin((pixels + kBlendChunk - 1) / kBlendChunk, [&](int64_t, int64_t chunk) {
-    for (int64_t i = chunk * kBlendChunk; i < std::min(pixels, (chunk + 1) * kBlendChunk); ++i) {
-      T sum = T(0);
-      for (int64_t o = i * K; o < (i + 1) * K; ++o)
-        if (pix_to_face[o] >= 0) sum += log_one_minus_coverage(dists[o], T(sigma));
-      log_transmittance[i] = sum;
-      alpha[i] = T(1) - std::exp(sum);
-    }
+  parallel_pixels(pixels, [&](int64_t i) {
+    T sum = T(0);
+    for (int64_t o = i * K; o < (i + 1) * K; ++o)
+      if (pix_to_face[o] >= 0) sum += log_one_minus_coverage(dists[o], T(sigma));
+    log_transmittance[i] = sum;
+    alpha[i] = T(1) - std::exp(sum);
   });
 }
 
@@ -485,13 +487,10 @@ template <typename T>
 void silhouette_blend_backward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
                                    const T* dists, const T* log_transmittance, const T* grad_alpha,
                                    T* grad_dists) {
-  parallel_round_robin((pixels + kBlendChunk - 1) / kBlendChunk, [&](int64_t, int64_t chunk) {
-    for (int64_t i = chunk * kBlendChunk; i < std::min(pixels, (chunk + 1) * kBlendChunk); ++i) {
-      const T weight = -grad_alpha[i] * std::exp(log_transmittance[i]) / T(sigma);
-      for (int64_t o = i * K; o < (i + 1) * K; ++o)
-        grad_dists[o] =
-            pix_to_face[o] >= 0 ? weight * coverage_probability(dists[o], T(sigma)) : T(0);
-    }
+  parallel_pixels(pixels, [&](int64_t i) {
+    const T weight = -grad_alpha[i] * std::exp(log_transmittance[i]) / T(sigma);
+    for (int64_t o = i * K; o < (i + 1) * K; ++o)
+      grad_dists[o] = pix_to_face[o] >= 0 ? weight * coverage_probability(dists[o], T(sigma)) : T(0);
   });
 }
 
