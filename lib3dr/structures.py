@@ -17,6 +17,8 @@ differentiable is cached: a cached view would go stale when an optimiser updates
 and its graph would be freed by the first ``backward()``. The integer bookkeeping (counts, packed faces)
 cannot carry gradients and is computed once.
 """
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -57,12 +59,16 @@ def _packed_to_padded(packed, counts, pad_value):
     n = len(counts)
     width = int(counts.max()) if n else 0
     tail = packed.shape[1:]
+    if n and int(counts.min()) == width:  # nothing to pad (a single mesh, or equal sizes)
+        return packed.view(n, width, *tail)
     padded = packed.new_full((n * width, *tail), pad_value)
     return padded.index_copy(0, _padded_to_packed_idx(counts), packed).view(n, width, *tail)
 
 
 def _padded_to_packed(padded, counts):
     """(N, M, *D) -> (sum counts, *D): the first ``counts[n]`` rows of each element, one element after another."""
+    if len(counts) and int(counts.min()) == padded.shape[1]:  # no padding rows
+        return padded.flatten(0, 1)
     return padded.flatten(0, 1)[_padded_to_packed_idx(counts.to(padded.device))]
 
 
@@ -192,7 +198,7 @@ class Meshes:
     def verts_packed(self):
         """(sum V_n, 3)."""
         if isinstance(self._verts, list):
-            return torch.cat(self._verts)
+            return self._verts[0] if len(self._verts) == 1 else torch.cat(self._verts)
         return self._verts.flatten(0, 1)
 
     def verts_padded(self):
@@ -290,8 +296,17 @@ class Meshes:
         return self.faces_list() if isinstance(self._verts, list) else self.faces_padded()
 
     def _with_verts_packed(self, verts_packed):
-        """A new batch with these (sum V_n, 3) vertices and this batch's faces and textures."""
-        return Meshes(self._verts_as_given(verts_packed), self._faces_as_given(), self.textures)
+        """A new batch with these (sum V_n, 3) vertices and this batch's faces and textures.
+
+        The faces were checked when this batch was built; the new batch shares them unchecked, which
+        matters to an optimisation loop that calls ``update_padded`` at every step.
+        """
+        _check_tensor(verts_packed, 2, 3, "the new vertices", "(sum V_n, 3)", floating=True)
+        if verts_packed.device != self.device:
+            raise ValueError(f"the new vertices are on {verts_packed.device} but the faces on {self.device}")
+        batch = copy.copy(self)
+        batch._verts = self._verts_as_given(verts_packed)
+        return batch
 
     def _offset(self, vert_offsets_packed):
         verts = self.verts_packed()

@@ -130,6 +130,13 @@ def test_offset_scale_update_padded():
     assert torch.equal(updated.faces_packed(), m.faces_packed())
     with pytest.raises(ValueError):
         m.update_padded(torch.rand(3, 5, 3))
+    with pytest.raises(ValueError, match="floating point"):
+        m.update_padded(torch.ones(3, 4, 3, dtype=torch.int64))
+    # A single mesh, or meshes of one size, need no padding: the new vertices are used as given.
+    one = Meshes([verts[0]], [faces[0]])
+    new_one = torch.rand(1, len(verts[0]), 3, requires_grad=True)
+    padded = one.update_padded(new_one).verts_padded()
+    assert torch.equal(padded, new_one) and padded.data_ptr() == new_one.data_ptr()
 
 
 def test_getitem_extend_clone_detach_to():

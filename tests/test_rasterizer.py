@@ -271,6 +271,65 @@ def test_fused_silhouette_matches_unfused(backend):
     torch.testing.assert_close(g_fused, g_unfused, rtol=1e-4, atol=1e-4 * g_unfused.abs().max().item())
 
 
+def two_spheres(dtype):
+    """Two overlapping spheres seen by one camera: pixels with front and back faces of both."""
+    sphere = ico_sphere(2)
+    verts = sphere.verts_packed().to(dtype)
+    mesh = Meshes(verts=[torch.cat([verts, verts * 0.8 + torch.tensor([0.5, 0.2, 0.3], dtype=dtype)])],
+                  faces=[torch.cat([sphere.faces_packed(), sphere.faces_packed() + len(verts)])])
+    R, T = look_at_view_transform(3.5, 20.0, 30.0)
+    return mesh, FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype))
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("K", [3, 25])
+def test_fused_float32_matches_unfused(backend, K):
+    # float32 is what the fast kernels run (vectorized, with their own exp on the CPU). K = 3
+    # keeps the 3 nearest of many faces at most covered pixels, K = 25 at a few: both ways of
+    # choosing them (depth ranges, exact depths) against the fragments' sort by depth.
+    mesh, cameras = two_spheres(torch.float32)
+    mesh = Meshes(verts=[v.to(DEVICE.get(backend, "cpu")) for v in mesh.verts_list()],
+                  faces=[f.to(DEVICE.get(backend, "cpu")) for f in mesh.faces_list()])
+    cameras = cameras.to(DEVICE.get(backend, "cpu"))
+    verts = mesh.verts_packed().detach().requires_grad_()
+    mesh = mesh.update_padded(verts[None])
+    sigma = 1e-3
+    settings = RasterizationSettings(image_size=48, faces_per_pixel=K,
+                                     blur_radius=math.log(1 / 1e-4 - 1) * sigma, backend=backend)
+    fragments = MeshRasterizer(cameras, settings)(mesh)
+    assert ((fragments.pix_to_face >= 0).sum(-1) == K).float().mean() > (0.3 if K == 3 else 0.01)
+    unfused = silhouette_from_dists(fragments.pix_to_face, fragments.dists.double(), sigma,
+                                    backend="torch")
+    fused = soft_silhouette(mesh, cameras, image_size=48, sigma=sigma, faces_per_pixel=K,
+                            backend=backend)
+    torch.testing.assert_close(fused.double(), unfused, atol=2e-6, rtol=0)
+    weight = torch.randn_like(fused)
+    g_unfused, = torch.autograd.grad((unfused * weight.double()).sum(), verts)
+    g_fused, = torch.autograd.grad((fused * weight).sum(), verts)
+    torch.testing.assert_close(g_fused.double(), g_unfused.double(), rtol=1e-3,
+                               atol=1e-4 * g_unfused.abs().max().item())
+
+
+@pytest.mark.skipif("cpu" not in lib3dr.backends(), reason="needs the compiled extension")
+def test_fused_silhouette_is_independent_of_thread_count():
+    mesh, cameras = two_spheres(torch.float32)
+    verts = mesh.verts_packed().detach().requires_grad_()
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            alpha = soft_silhouette(mesh.update_padded(verts[None]), cameras, image_size=40,
+                                    sigma=1e-3, faces_per_pixel=5, backend="cpu")
+            grad, = torch.autograd.grad((alpha * torch.linspace(-1, 1, alpha.numel()).view_as(alpha)).sum(), verts)
+            results.append((alpha, grad))
+    finally:
+        torch.set_num_threads(threads)
+    for alpha, grad in results[1:]:
+        assert torch.equal(alpha, results[0][0])
+        torch.testing.assert_close(grad, results[0][1], rtol=1e-6, atol=1e-6 * grad.abs().max().item())
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_fused_silhouette_gradcheck(backend):
     mesh = triangle_soup([3, 4], dtype=torch.float64, seed=7)

@@ -251,6 +251,15 @@ LIB3DR_HD bool eval_depth(const FaceSetup<T>& f, const PixelFaceSettings<T>& s, 
   return out.z >= T(0);
 }
 
+// Stage 2 for a pixel that coverage_distance accepted: the screen-space barycentrics that
+// eval_coverage would have left in `out`, then eval_depth. Only bary_2d, bary_pc, bary and z are set.
+template <typename T>
+LIB3DR_HD bool eval_depth_at(Vec2<T> p, const FaceSetup<T>& f, const PixelFaceSettings<T>& s,
+                             PixelFace<T>& out) {
+  barycentrics_2d(p, f, out.bary_2d);
+  return eval_depth(f, s, out);
+}
+
 // Whether eval_depth can only accept a face that eval_coverage accepted: with no vertex behind
 // the camera, barycentrics that are non-negative (inside, or clipped) give a depth >= 0. The
 // soft silhouette needs no depth otherwise, so it skips stage 2 for such faces.
@@ -258,6 +267,18 @@ template <typename T>
 LIB3DR_HD bool depth_surely_visible(const FaceSetup<T>& f, const PixelFaceSettings<T>& s,
                                     bool inside) {
   return f.z[0] >= T(0) && f.z[1] >= T(0) && f.z[2] >= T(0) && (inside || s.clip_barycentric);
+}
+
+// Bounds of the depth eval_depth gives a face at any pixel where depth_surely_visible holds: the
+// barycentrics are then non-negative and sum to 1, so the depth lies between the vertices'
+// depths, give or take rounding (the relative margin, far above float's).
+template <typename T>
+struct DepthRange {
+  T lo, hi;
+};
+template <typename T>
+LIB3DR_HD DepthRange<T> depth_range(const FaceSetup<T>& f) {
+  return {min3(f.z[0], f.z[1], f.z[2]) * T(1 - 1e-5), max3(f.z[0], f.z[1], f.z[2]) * T(1 + 1e-5)};
 }
 
 // Evaluates face `face` at pixel centre p: both stages. Returns false where the face does not

@@ -125,12 +125,15 @@ struct PixelSpan {
   int lo, hi;
 };
 LIB3DR_HD PixelSpan pixel_span(double lo_ndc, double hi_ndc, int size, double range) {
-  const double first = (size * (1.0 - hi_ndc / range) - 1.0) / 2.0;
-  const double last = (size * (1.0 - lo_ndc / range) - 1.0) / 2.0;
-  // One pixel of margin: the exact test is done per pixel, this only has to be conservative.
+  // The pixels whose centres lie in the interval, and a tenth of a pixel more: the exact test is
+  // done per pixel, in T, and this margin absorbs its rounding at the interval's ends. (With a
+  // whole pixel of margin the kernels would test 1.8 times as many of the cow's pixels.)
+  constexpr double kMargin = 0.1;
+  const double first = (size * (1.0 - hi_ndc / range) - 1.0) / 2.0 - kMargin;
+  const double last = (size * (1.0 - lo_ndc / range) - 1.0) / 2.0 + kMargin;
   // Clamped while still double: converting an out-of-range double to int is undefined.
-  const double lo = std::fmin(std::fmax(std::floor(first) - 1.0, 0.0), double(size));
-  const double hi = std::fmax(std::fmin(std::ceil(last) + 1.0, size - 1.0), -1.0);
+  const double lo = std::fmin(std::fmax(std::ceil(first), 0.0), double(size));
+  const double hi = std::fmax(std::fmin(std::floor(last), size - 1.0), -1.0);
   return {int(lo), int(hi)};
 }
 
