@@ -280,7 +280,8 @@ torch::Tensor silhouette_blend_backward(const torch::Tensor& pix_to_face,
                     t->scalar_type() == dists.scalar_type(),
                 "log_transmittance and grad_alpha must be contiguous (N, H, W) CPU tensors of the "
                 "dtype of dists");
-  auto grad_dists = torch::empty_like(dists);
+  auto grad_dists = torch::empty_like(dists);  // as large as the fragments
+  advise_huge_pages(grad_dists);
   AT_DISPATCH_FLOATING_TYPES(dists.scalar_type(), "silhouette_blend_backward", [&] {
     silhouette_blend_backward_cpu<scalar_t>(
         grad_alpha.numel(), int(pix_to_face.size(3)), sigma, pix_to_face.data_ptr<int64_t>(),

@@ -1,8 +1,8 @@
 // Multi-threaded CPU rasterization.
 //
 // The image is cut into square tiles; each face is listed in the tiles its blur-expanded bounding
-// box touches, and a tile tests only the pixels of each listed face's box, a row at a time in a
-// vectorized loop. Work is split by tile (forward, fused backward) or by image row (fragment
+// box touches, and a tile tests only the pixels of each listed face's box, in vectorized loops
+// over 8-pixel chunks of its rows. Work is split by tile (forward, fused backward) or by image row (fragment
 // backward) in a fixed round-robin, so the forward output does not depend on the number of
 // threads; backward gradients go to one buffer per thread, summed in a fixed order at the end.
 // The soft silhouette's blend from fragments is here too: one pass per pixel over its K slots.
@@ -114,7 +114,7 @@ struct PixelCentres {
 // exp(x) for x <= 0, in a form the compiler vectorizes (std::exp is a library call, which stops
 // it): Cody and Waite's reduction to x = n ln 2 + r with |r| <= ln(2) / 2, Cephes' polynomial
 // for e^r (within 2 ulp of std::exp), and 2^n written into the exponent bits. Below -87.3 it
-// returns exp(-87.3), where 1 / (1 + e) and e / (1 + e) already round to 1 and 0 in float.
+// returns exp(-87.3) (about 1.2e-38), where 1 / (1 + e) already rounds to 1 in float.
 inline float exp_nonpositive(float x) {
   x = x < -87.3f ? -87.3f : x;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
@@ -235,9 +235,9 @@ __attribute__((always_inline)) inline void attenuate_rows(const FaceSetup<T>& fa
 }
 
 // The fused backward's work for a face that needs no depth at any pixel, over the pixels of its
-// box in these rows where its depth is surely nearer than the pixel's cut (`kept_below`, the cut's
-// depth, infinite where there is none, above the face's depth_range): the gradient of
-// sum_pixels weight * alpha with respect to the face's (x, y),
+// box in these rows where it is surely nearer than the pixel's cut (its depth_range ends below
+// cut_z, which is infinite where there is no cut): the gradient of sum_pixels weight * alpha
+// with respect to the face's (x, y),
 // grad = -weight * D / sigma per distance as in eval_dist_backward, into grad_xy (x0, y0, x1,
 // y1, x2, y2). The nearest edge's vertices are selected per pixel rather than indexed, and the
 // sums kept per lane, so that the loop vectorizes.
@@ -694,17 +694,22 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
         state.cut_face[o] = -1;
         if (count[local] > p.faces_per_pixel) {
           std::vector<DepthHit<T>>& hits = nearest[local];
-          const Vec2<T> pix = centres(tile.x0 + lx, tile.y0 + ly);
-          const DepthHit<T> kth = keep_nearest(hits, p.faces_per_pixel, scratch_bounds[thread],
-                                               [&](const DepthHit<T>& hit) {
-            eval_depth_at(pix, prepare_face(face_verts + 9 * hit.face, s), s, pf);
-            return pf.z;
-          });
+          // Only a depth that overflows to NaN can make the second visit find fewer faces than
+          // the first counted; then there is no cut.
+          const size_t kept = std::min(hits.size(), size_t(p.faces_per_pixel));
+          if (hits.size() > kept) {
+            const Vec2<T> pix = centres(tile.x0 + lx, tile.y0 + ly);
+            const DepthHit<T> kth = keep_nearest(hits, p.faces_per_pixel, scratch_bounds[thread],
+                                                 [&](const DepthHit<T>& hit) {
+              eval_depth_at(pix, prepare_face(face_verts + 9 * hit.face, s), s, pf);
+              return pf.z;
+            });
+            state.cut_z[o] = kth.lo;
+            state.cut_face[o] = kth.face;
+          }
           transmittance[local] = T(1);
-          for (int k = 0; k < p.faces_per_pixel; ++k)
+          for (size_t k = 0; k < kept; ++k)
             transmittance[local] *= T(1) - coverage_probability(hits[k].dist, sigma);
-          state.cut_z[o] = kth.lo;
-          state.cut_face[o] = kth.face;
         }
         state.transmittance[o] = transmittance[local];
         alpha[o] = T(1) - transmittance[local];
@@ -730,10 +735,11 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
     const TileRect tile = tile_rect(p, tiled.bins, item);
     const int64_t n = item / tiles;
-    // Per pixel of the tile (zero beyond the image): grad_alpha * transmittance, and the depth
-    // cut (depth infinite where there is none).
+    // Per pixel of the tile: grad_alpha * transmittance (zero beyond the image), and the depth
+    // cut (infinite where there is none, and beyond the image).
     T weight[kTile * kTile] = {};
     T cut_z[kTile * kTile];
+    std::fill_n(cut_z, kTile * kTile, std::numeric_limits<T>::infinity());
     int64_t cut_face[kTile * kTile];
     TileRowMasks cut = {};  // pixels with a cut and a gradient
     bool any = false;  // tiles with no gradient (the background of a masked loss) are skipped
