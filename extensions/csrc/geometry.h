@@ -376,14 +376,18 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
   eval_dist_backward(p, face, DistanceHit<T>::of(f), grad_dist, grad_face);
 }
 
-// The soft silhouette's per-face coverage, D = sigmoid(-dist / sigma), written to saturate
-// cleanly instead of overflowing exp for tiny sigma.
+// The soft silhouette's per-face coverage D = sigmoid(x), x = -dist / sigma, given
+// e = exp(-|x|): the exponential of a number <= 0 never overflows, even for tiny sigma. The CPU
+// kernels pass an exp of their own that vectorizes.
+template <typename T>
+LIB3DR_HD T coverage_from_exp(T x, T e) {
+  return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
 template <typename T>
 LIB3DR_HD T coverage_probability(T dist, T sigma) {
   const T x = -dist / sigma;
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
+  return coverage_from_exp(x, std::exp(x >= T(0) ? -x : x));
 }
 
 // log(1 - D) = log sigmoid(dist / sigma), finite even where D rounds to 1.

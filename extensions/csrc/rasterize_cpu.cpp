@@ -2,9 +2,9 @@
 //
 // The image is cut into square tiles; each face is listed in the tiles its blur-expanded bounding
 // box touches, and a tile tests only the pixels of each listed face's box, in vectorized loops
-// over 8-pixel chunks of its rows. Work is split by tile (forward, fused backward) or by image row (fragment
-// backward) in a fixed round-robin, so the forward output does not depend on the number of
-// threads; backward gradients go to one buffer per thread, summed in a fixed order at the end.
+// over 8-pixel chunks of its rows. Work is split by tile (forward, fused backward) or by image
+// row (fragment backward) in a fixed round-robin, so the forward output does not depend on the
+// number of threads; backward gradients go to one buffer per thread, summed in a fixed order.
 // The soft silhouette's blend from fragments is here too: one pass per pixel over its K slots.
 #include <ATen/Parallel.h>  // at::get_num_threads, at::parallel_for
 
@@ -135,12 +135,11 @@ inline float exp_nonpositive(float x) {
 // Double precision serves the gradient checks, where speed does not matter.
 inline double exp_nonpositive(double x) { return std::exp(x); }
 
-// coverage_probability with exp_nonpositive: the same selections, and one exponential.
+// coverage_probability with exp_nonpositive.
 template <typename T>
 inline T coverage_probability_vectorizable(T dist, T sigma) {
   const T x = -dist / sigma;
-  const T e = exp_nonpositive(x >= T(0) ? -x : x);
-  return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+  return coverage_from_exp(x, exp_nonpositive(x >= T(0) ? -x : x));
 }
 
 // The pixels of a face's box within one tile: tile-local columns j_begin..j_end, image rows
@@ -176,6 +175,7 @@ template <typename T>
 struct RowCoverage {
   T dist[kTile], edge_t[kTile];
   int edge[kTile], inside[kTile], hit[kTile];  // int, not bool: one element width vectorizes
+  DistanceHit<T> at(int j) const { return {dist[j], edge_t[j], edge[j], inside[j] != 0}; }
 };
 
 // The row kernels below loop over the rows of a span, and over each chunk of kChunk columns
@@ -237,10 +237,9 @@ __attribute__((always_inline)) inline void attenuate_rows(const FaceSetup<T>& fa
 // The fused backward's work for a face that needs no depth at any pixel, over the pixels of its
 // box in these rows where it is surely nearer than the pixel's cut (its depth_range ends below
 // cut_z, which is infinite where there is no cut): the gradient of sum_pixels weight * alpha
-// with respect to the face's (x, y),
-// grad = -weight * D / sigma per distance as in eval_dist_backward, into grad_xy (x0, y0, x1,
-// y1, x2, y2). The nearest edge's vertices are selected per pixel rather than indexed, and the
-// sums kept per lane, so that the loop vectorizes.
+// with respect to the face's (x, y), into grad_xy (x0, y0, x1, y1, x2, y2). Per pixel it is
+// eval_dist_backward with grad_dist = -weight * D / sigma; the nearest edge's vertices are
+// selected rather than indexed, and the sums kept per lane, so that the loop vectorizes.
 template <typename T>
 __attribute__((always_inline)) inline void distance_gradient_rows(
     const FaceSetup<T>& face, T blur_radius, T sigma, const T* xs, const T* ys, TileSpan span,
@@ -326,8 +325,7 @@ void visit_face_coverage(const PixelCentres<T>& centres, const TileRect& tile, i
     const RowCoverage<T>& row = rows[y - span.y_begin];
     for (int j = span.j_begin; j <= span.j_end; ++j)
       if (row.hit[j])
-        covered(f, face, Vec2<T>{xs[j], centres.y[y]}, (y - tile.y0) * kTile + j,
-                DistanceHit<T>{row.dist[j], row.edge_t[j], row.edge[j], row.inside[j] != 0});
+        covered(f, face, Vec2<T>{xs[j], centres.y[y]}, (y - tile.y0) * kTile + j, row.at(j));
   }
 }
 
@@ -389,8 +387,7 @@ void visit_masked_coverage(const RasterizeParams& p, const T* face_verts,
       for (uint32_t bits = face_masks[y - span.y_begin]; bits; bits &= bits - 1) {
         const int j = __builtin_ctz(bits);
         if (row.hit[j])
-          covered(f, face, Vec2<T>{xs[j], centres.y[y]}, (y - tile.y0) * kTile + j,
-                  DistanceHit<T>{row.dist[j], row.edge_t[j], row.edge[j], row.inside[j] != 0});
+          covered(f, face, Vec2<T>{xs[j], centres.y[y]}, (y - tile.y0) * kTile + j, row.at(j));
       }
     }
   });
