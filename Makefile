@@ -10,19 +10,31 @@ PY := $(ENV)/bin/python
 TORCH_STAMP := $(ENV)/.lib3dr-torch
 INSTALL_STAMP := $(ENV)/.lib3dr-install
 EXT_SOURCES := $(wildcard extensions/csrc/*.h extensions/csrc/*.cpp extensions/csrc/*.cu)
-CUDA_SOURCES := $(wildcard extensions/csrc/*.cu)
+PACKAGE_SOURCES := $(shell find lib3dr -name '*.py')
 CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
+# The tests that reach the compiled kernels: run again against each build variant.
+KERNEL_TESTS := tests/test_rasterizer.py tests/test_fuzz.py tests/test_hardening.py tests/test_build_info.py
 NVCC := $(shell command -v nvcc 2>/dev/null)
-NVCC_OBJECTS := $(CUDA_SOURCES:extensions/csrc/%.cu=build/nvcc/%.o)
+CLANGXX := $(shell command -v clang++ 2>/dev/null)
+# Another Python (oldest, newest supported), looked for on the PATH and in pyenv.
+find_python = $(firstword $(shell command -v python$(1) 2>/dev/null) $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)))
+PYTHON_OLDEST := $(call find_python,3.10)
+PYTHON_NEWEST := $(call find_python,3.13)
+# The CUDA build: pip serves the CUDA build of torch on Pythons other than this machine's 3.11
+# (whose local wheel is the CPU one); 9.0 (Hopper) alone keeps the build short.
+CUDA_ENV := $(CURDIR)/.venvs/cuda
+CUDA_ARCHS ?= 9.0
 
-.PHONY: help setup test test-python test-chapters cuda-check book lab bench fuzz sanitize clean
+.PHONY: help setup test test-python test-chapters test-book test-variants test-cuda-build \
+        test-pythons book lab bench fuzz sanitize clean
 
 help:
-	@echo "make test    set up, compile the CUDA sources, run every test and every chapter"
-	@echo "make book    set up, execute every chapter into build/chapters (notebooks, HTML, figures)"
+	@echo "make test    set up, run every test and every chapter, the kernel build variants and the CUDA build"
+	@echo "make book    set up, execute every chapter, write the book's site to build/book/"
 	@echo "make lab     set up, open the chapters in JupyterLab"
 	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "make test-pythons  the tests under the oldest and newest supported Python (3.10, 3.13)"
 	@echo "make fuzz    run the property-based tests with many examples"
 	@echo "make sanitize  build lib3dr._C with AddressSanitizer + UBSan, run the C++-facing tests"
 
@@ -41,19 +53,6 @@ $(INSTALL_STAMP): $(TORCH_STAMP) pyproject.toml setup.py $(EXT_SOURCES)
 
 setup: $(INSTALL_STAMP)
 
-# CI has nvcc but no GPU: compiling every .cu here keeps CUDA code that does not build from landing.
-build/nvcc/%.o: extensions/csrc/%.cu extensions/csrc/*.h
-	@mkdir -p $(@D)
-	$(NVCC) -std=c++17 -O3 -fmad=false -arch=sm_90 -Iextensions/csrc -c $< -o $@
-
-cuda-check:
-ifeq ($(NVCC),)
-	@echo "nvcc not found: skipping the CUDA compile check"
-else
-	@$(MAKE) --no-print-directory $(NVCC_OBJECTS)
-	@echo "CUDA compile check: $(words $(NVCC_OBJECTS)) file(s) compile with nvcc"
-endif
-
 chapters/%.ipynb: chapters/%.py $(INSTALL_STAMP)
 	$(ENV)/bin/jupytext --to ipynb --update-metadata '{"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}' $< -o $@
 
@@ -61,25 +60,87 @@ test-python: setup
 	$(PY) -m pytest tests/ -q
 
 test-chapters: setup $(NOTEBOOKS)
-ifeq ($(strip $(CHAPTERS)),)
-	@echo "no chapters yet: nothing for nbval to run"
-else
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
+
+# The site from the notebooks test-chapters just ran (their figures are in build/figures): every
+# page renders and every link and image resolves.
+test-book: setup $(NOTEBOOKS)
+	$(PY) book/build.py --no-execute $(NOTEBOOKS)
+
+# The kernel tests against other builds of lib3dr._C, each in build/variants/<name>/ (the package's
+# Python files and that build's extension, first on PYTHONPATH): the baseline copy of the row
+# loops that machines without AVX2 run, and Clang (macOS's compiler) when it is installed.
+build/variants/%/lib3dr/.built: setup.py $(EXT_SOURCES) $(PACKAGE_SOURCES) | setup
+	rm -rf build/variants/$* && mkdir -p build/variants/$*
+	cp -r lib3dr build/variants/$*/ && rm -f build/variants/$*/lib3dr/_C*.so
+	$(VARIANT_ENV_$*) $(PY) setup.py -q build_ext --build-lib build/variants/$* --build-temp build/variants/$*/tmp
+	touch $@
+VARIANT_ENV_baseline := LIB3DR_BASELINE_ONLY=1
+VARIANT_ENV_clang := CC=clang CXX=clang++ LDSHARED="clang++ -shared" LIB3DR_BASELINE_ONLY=0
+VARIANT_EXPECT_baseline := LIB3DR_EXPECT_ROW_KERNELS="baseline only"
+VARIANT_EXPECT_clang := LIB3DR_EXPECT_COMPILER=clang
+
+test-variant-%: build/variants/%/lib3dr/.built
+	@echo "kernel tests against the '$*' build of lib3dr._C"
+	PYTHONPATH=build/variants/$* $(VARIANT_EXPECT_$*) LIB3DR_EXPECT_PATH=build/variants/$* \
+	  $(ENV)/bin/pytest -q -p no:cacheprovider $(KERNEL_TESTS)
+
+test-variants: test-variant-baseline
+ifeq ($(CLANGXX),)
+	@echo "clang++ not found: skipping the Clang build of lib3dr._C (apt-get install clang to run it)"
+else
+	@$(MAKE) --no-print-directory test-variant-clang
 endif
 
-test: cuda-check test-python test-chapters
+# The whole extension with its CUDA kernels, built in a second environment with a CUDA torch
+# (no GPU needed to compile and link), then the tests, which run on the CPU kernels there.
+$(CUDA_ENV)/.lib3dr-torch:
+	$(PYTHON_NEWEST) -m venv $(CUDA_ENV)
+	$(CUDA_ENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(CUDA_ENV)/bin/python -m pip install -q torch==2.13.0 ninja
+	touch $@
+
+$(CUDA_ENV)/.lib3dr-install: $(CUDA_ENV)/.lib3dr-torch pyproject.toml setup.py $(EXT_SOURCES)
+	FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$(CUDA_ARCHS)" $(CUDA_ENV)/bin/python -m pip install -q --no-build-isolation -e ".[dev]"
+	touch $@
+
+test-cuda-build:
+ifeq ($(NVCC),)
+	@echo "nvcc not found: skipping the CUDA build of lib3dr._C"
+else ifeq ($(PYTHON_NEWEST),)
+	@echo "no python3.13 found: skipping the CUDA build of lib3dr._C (it needs pip's CUDA torch)"
+else
+	@$(MAKE) --no-print-directory $(CUDA_ENV)/.lib3dr-install
+	$(CUDA_ENV)/bin/python -c "import lib3dr._C as c; info = c.build_info(); assert info['cuda'], info; print('CUDA build:', info)"
+	$(CUDA_ENV)/bin/python -m pytest tests/ -q -p no:cacheprovider
+endif
+
+test: test-python test-chapters test-book test-variants test-cuda-build
+
+# The tests under the oldest and the newest Python the project supports, each in its own
+# environment under .venvs/ (a fresh `make test` there, minus the chapters). .ci/run calls it.
+.venvs/py%/.lib3dr-install: pyproject.toml setup.py $(EXT_SOURCES)
+	$(if $(call find_python,$*),,$(error python$* not found))
+	test -x .venvs/py$*/bin/python || $(call find_python,$*) -m venv .venvs/py$*
+	.venvs/py$*/bin/python -m pip install -q --upgrade pip setuptools wheel
+	.venvs/py$*/bin/python -m pip install -q torch==2.13.0 ninja
+	.venvs/py$*/bin/python -m pip install -q --no-build-isolation -e ".[dev]"
+	touch $@
+
+test-python-%: .venvs/py%/.lib3dr-install
+	.venvs/py$*/bin/python -m pytest tests/ -q -p no:cacheprovider
+
+test-pythons:
+	$(if $(PYTHON_OLDEST),@$(MAKE) --no-print-directory test-python-3.10,@echo "python3.10 not found: skipping it")
+	$(if $(PYTHON_NEWEST),@$(MAKE) --no-print-directory test-python-3.13,@echo "python3.13 not found: skipping it")
 
 book: setup $(NOTEBOOKS)
-	@mkdir -p build/chapters
-	cd build/chapters && for nb in $(NOTEBOOKS:chapters/%=%); do \
-	  $(ENV)/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=600 \
-	    --output-dir . ../../chapters/$$nb && \
-	  $(ENV)/bin/jupyter nbconvert --to html --output-dir . $$nb || exit 1; \
-	done
-	@echo "book written to build/chapters/"
+	$(PY) book/build.py $(NOTEBOOKS)
 
+# Jupyter refuses to start as root without --allow-root (containers, classroom images run as root).
 lab: setup $(NOTEBOOKS)
-	$(ENV)/bin/jupyter lab chapters/
+	$(if $(filter 0,$(shell id -u)),@echo "running as root: starting JupyterLab with --allow-root")
+	$(ENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) chapters/
 
 bench: setup
 	$(PY) benchmarks/bench_rasterizer.py

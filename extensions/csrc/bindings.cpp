@@ -299,6 +299,24 @@ bool has_cuda() {
 #endif
 }
 
+// How this build was made, for bug reports and for the tests of each build variant.
+py::dict build_info() {
+  py::dict info;
+#ifdef __clang__
+  info["compiler"] = "clang " __clang_version__;
+#else
+  info["compiler"] = "gcc " __VERSION__;
+#endif
+  info["row_kernels"] = row_kernel_copies();
+#ifdef _OPENMP
+  info["threads"] = "OpenMP (torch's)";
+#else
+  info["threads"] = "std::thread";
+#endif
+  info["cuda"] = has_cuda();
+  return info;
+}
+
 }  // namespace
 }  // namespace lib3dr
 
@@ -306,6 +324,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   using namespace lib3dr;
   const auto no_gil = py::call_guard<py::gil_scoped_release>();
   m.def("has_cuda",                 &has_cuda,                 "True when built with the CUDA kernels");
+  m.def("build_info",               &build_info,               "compiler, row-loop copies, threads");
   m.def("rasterize_forward",        &rasterize_forward,        "pix_to_face, zbuf, bary, dists", no_gil);
   m.def("rasterize_backward",       &rasterize_backward,       "grad of face_verts",             no_gil);
   m.def("soft_silhouette_forward",  &soft_silhouette_forward,  "alpha and the backward's state", no_gil);

@@ -32,6 +32,9 @@ struct RasterizeParams {
   double sigma;              // soft silhouette sharpness, D = sigmoid(-dist / sigma) (fused only)
 };
 
+// Which copies of the CPU row loops this build holds (LIB3DR_BASELINE_ONLY keeps one).
+const char* row_kernel_copies();
+
 template <typename T>
 void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
                            const int64_t* mesh_first_face, const int64_t* mesh_num_faces,

@@ -286,11 +286,15 @@ __attribute__((always_inline)) inline void distance_gradient_rows(
 
 // Most of the kernels' time is in these loops. On x86-64 Linux they are compiled twice, for the
 // baseline (SSE2) and for AVX2, and the loader picks what the CPU runs (an ifunc). AVX2 does not
-// imply FMA, so both round alike and choose the same faces.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+// imply FMA, so both round alike and choose the same faces. LIB3DR_BASELINE_ONLY (setup.py's
+// switch) keeps only the baseline copy, so that the tests run what machines without AVX2 run.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(LIB3DR_BASELINE_ONLY)
 #define LIB3DR_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+#define LIB3DR_ROW_KERNEL_COPIES "avx2 and baseline, chosen at load time"
 #else
 #define LIB3DR_AVX2_CLONES
+#define LIB3DR_ROW_KERNEL_COPIES "baseline only"
 #endif
 
 #define LIB3DR_ROW_KERNELS(T)                                                                     \
@@ -520,6 +524,8 @@ void reduce_thread_grads(const GradBuffers& per_thread, int64_t size, T* out) {
 inline int thread_slots() { return std::max(1, at::get_num_threads()); }
 
 }  // namespace
+
+const char* row_kernel_copies() { return LIB3DR_ROW_KERNEL_COPIES; }
 
 template <typename T>
 void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
