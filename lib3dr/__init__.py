@@ -4,7 +4,7 @@ PyTorch3D's module layout: ``lib3dr.structures`` (Meshes), ``lib3dr.io`` (OBJ fi
 ``lib3dr.transforms`` (rotations), ``lib3dr.renderer`` (cameras, rasterizer, shaders, renderers),
 ``lib3dr.utils`` (ico_sphere). ``lib3dr.backends()`` lists the kernel implementations available.
 """
-from lib3dr import cameras, io, plotting, renderer, structures, transforms, utils
+from lib3dr import cameras, io, loss, ops, plotting, renderer, structures, transforms, utils
 from lib3dr._backend import backends
 from lib3dr.rasterizer import memory_estimate, rasterize_meshes, soft_silhouette
 from lib3dr.structures import Meshes

@@ -1,4 +1,5 @@
-"""Batches of triangle meshes: ``Meshes`` and ``join_meshes_as_batch`` (PyTorch3D's names and conventions).
+"""Batches of triangle meshes: ``Meshes``, ``join_meshes_as_batch`` and ``join_meshes_as_scene`` (PyTorch3D's
+names and conventions).
 
 A batch of N meshes, mesh n having V_n vertices and F_n faces, has three views:
 
@@ -14,7 +15,7 @@ The index maps (``verts_packed_to_mesh_idx`` and friends) translate between the 
 Only the vertices can carry gradients, so only they are kept in the form they were given (a list or a
 padded tensor) and every float view is recomputed from them with differentiable ops on each call. Nothing
 differentiable is cached: a cached view would go stale when an optimiser updates the input tensor in place,
-and its graph would be freed by the first ``backward()``. The integer bookkeeping (counts, packed faces)
+and its graph would be freed by the first ``backward()``. The integer bookkeeping (counts, packed faces, edges)
 cannot carry gradients and is computed once.
 """
 import copy
@@ -145,6 +146,7 @@ class Meshes:
         owner = self.faces_packed_to_mesh_idx()
         _check_faces_in_range(local_faces, owner, self._num_verts)
         self._faces_packed = local_faces + self.mesh_to_verts_packed_first_idx()[owner][:, None]
+        self._edges = None  # (edges_packed, faces_packed_to_edges_packed), made on first use
 
         self.textures = textures
         if textures is not None:
@@ -222,6 +224,68 @@ class Meshes:
     def faces_padded(self):
         """(N, max F_n, 3) int64 indexing each mesh's own vertices, padded with -1."""
         return _packed_to_padded(self._faces_packed_local(), self._num_faces, -1)
+
+    def get_mesh_verts_faces(self, index):
+        """Mesh ``index``'s vertices (V_n, 3) and faces (F_n, 3), as ``verts_list()[index], faces_list()[index]``."""
+        if not isinstance(index, int) or not 0 <= index < self._N:
+            raise ValueError(f"index must be an int in [0, {self._N}), got {index!r}")
+        return self.verts_list()[index], self.faces_list()[index]
+
+    # ---- edges ----------------------------------------------------------------------------------------------
+
+    def _edges_and_face_edges(self):
+        """Both edge tables, computed together on first use and shared by batches made by ``update_padded`` and
+        ``offset_verts`` (they depend on the faces only)."""
+        if self._edges is None:
+            V = int(self._num_verts.sum())
+            # Column k of a face is its edge opposite corner k (PyTorch3D's order). Sorting each pair lets the
+            # faces on both sides of an edge list it identically; the key a * V + b then numbers the edges.
+            pairs = self._faces_packed[:, [[1, 2], [2, 0], [0, 1]]].sort(dim=2).values  # (F, 3, 2)
+            keys, face_edges = torch.unique(pairs[..., 0] * V + pairs[..., 1], return_inverse=True)
+            self._edges = (torch.stack([keys // V, keys % V], dim=1), face_edges.view(-1, 3))
+        return self._edges
+
+    def edges_packed(self):
+        """(sum E_n, 2) int64: each edge once, as (a, b) with a < b packed vertex indices, sorted.
+
+        Mesh n's vertices come before mesh n + 1's, so the sorted edges are grouped by mesh.
+        """
+        return self._edges_and_face_edges()[0]
+
+    def faces_packed_to_edges_packed(self):
+        """(sum F_n, 3) int64: row f holds face f's edges, column k the edge opposite its corner k."""
+        return self._edges_and_face_edges()[1]
+
+    def edges_packed_to_mesh_idx(self):
+        """(sum E_n,) int64: the mesh each packed edge belongs to."""
+        return self.verts_packed_to_mesh_idx()[self.edges_packed()[:, 0]]
+
+    def num_edges_per_mesh(self):
+        """(N,) int64."""
+        return torch.bincount(self.edges_packed_to_mesh_idx(), minlength=self._N)
+
+    def mesh_to_edges_packed_first_idx(self):
+        """(N,) int64: the packed index of each mesh's first edge."""
+        counts = self.num_edges_per_mesh()
+        return counts.cumsum(0) - counts
+
+    def laplacian_packed(self):
+        """(sum V_n, sum V_n) sparse uniform Laplacian, block diagonal over the meshes (PyTorch3D's definition):
+
+            L[i, j] = 1 / deg(i) for each neighbour j of i,   L[i, i] = -1,   0 elsewhere,
+
+        so ``(L @ verts_packed())[i]`` is the centroid of vertex i's neighbours minus v_i (and -v_i for a vertex on
+        no edge). It depends on the faces only and carries no gradient; its dtype is the vertices'.
+        """
+        V, dtype = int(self._num_verts.sum()), self.verts_packed().dtype
+        a, b = self.edges_packed().unbind(1)
+        rows, cols = torch.cat([a, b]), torch.cat([b, a])
+        degree = torch.bincount(rows, minlength=V)
+        diagonal = torch.arange(V, device=self.device)
+        values = torch.cat([1.0 / degree[rows].to(dtype), torch.full((V,), -1.0, dtype=dtype, device=self.device)])
+        index = torch.stack([torch.cat([rows, diagonal]), torch.cat([cols, diagonal])])
+        # The indices are in range by construction, so torch's invariant checks are skipped.
+        return torch.sparse_coo_tensor(index, values, (V, V), check_invariants=False).coalesce()
 
     # ---- normals and areas ----------------------------------------------------------------------------------
 
@@ -416,6 +480,46 @@ def join_meshes_as_batch(meshes, include_textures=True):
             f"{sorted({type(t).__name__ for t in textures})}"
         )
     return Meshes(verts, faces, textures[0].join_batch(textures[1:]))
+
+
+def join_meshes_as_scene(meshes, include_textures=True):
+    """One mesh made of every mesh of ``meshes`` (a ``Meshes``, or a list of them, joined first with
+    ``join_meshes_as_batch``): the batch's packed vertices and faces become a batch of one.
+
+    Textures are joined into one: ``TexturesVertex`` features are concatenated; ``TexturesUV`` maps are laid side
+    by side in one (H, N W, C) map and each mesh's UVs moved onto its own part, which reads the same texels as
+    before when ``align_corners=True`` and every UV lies in [0, 1] (else ValueError: a lookup could stray into
+    the next map). ``include_textures=False`` drops them.
+    """
+    if not isinstance(meshes, Meshes):
+        meshes = join_meshes_as_batch(meshes, include_textures)
+    if len(meshes) == 1:
+        return meshes
+    textures = meshes.textures if include_textures else None
+    return Meshes([meshes.verts_packed()], [meshes.faces_packed()],
+                  None if textures is None else _join_textures_as_scene(textures))
+
+
+def _join_textures_as_scene(textures):
+    """The textures of a batch as the textures of one mesh whose faces are the batch's packed faces."""
+    from lib3dr.textures import TexturesUV, TexturesVertex  # imported here: lib3dr.textures imports this module
+
+    if isinstance(textures, TexturesVertex):
+        return TexturesVertex([textures.verts_features_packed()])
+    uvs = textures.verts_uvs_list() if isinstance(textures, TexturesUV) else []
+    if not (uvs and textures.align_corners and all(((uv >= 0) & (uv <= 1)).all() for uv in uvs)):
+        raise ValueError("join_meshes_as_scene joins TexturesVertex, and TexturesUV with align_corners=True and "
+                         "UVs in [0, 1]; pass include_textures=False to drop other textures")
+    maps = textures.maps_padded()
+    N, H, W, C = maps.shape
+    # With align_corners=True, u = x / (W - 1) is texel column x; map n's column x is the atlas's n W + x.
+    verts_uvs = torch.cat([torch.stack([(n * W + uv[:, 0] * (W - 1)) / (N * W - 1), uv[:, 1]], dim=1)
+                           for n, uv in enumerate(uvs)])
+    first_uv = torch.tensor([0] + [len(uv) for uv in uvs[:-1]], device=maps.device).cumsum(0)
+    faces_uvs = torch.cat([f + o for f, o in zip(textures.faces_uvs_list(), first_uv)])
+    atlas = maps.permute(1, 0, 2, 3).reshape(H, N * W, C)
+    return TexturesUV([atlas], [faces_uvs], [verts_uvs], textures.padding_mode, textures.align_corners,
+                      textures.sampling_mode)
 
 
 def _check_tensor(t, dim, last, name, shape, floating):

@@ -11,6 +11,7 @@ Cameras use row vectors instead: ``X_view = X_world @ R + T``, and ``Transform3d
 """
 import functools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,8 @@ __all__ = [
     "axis_angle_to_quaternion", "quaternion_to_axis_angle", "standardize_quaternion",
     "euler_angles_to_matrix", "matrix_to_euler_angles", "rotation_6d_to_matrix",
     "matrix_to_rotation_6d", "random_quaternions", "random_rotations", "so3_rotation_angle",
-    "so3_relative_angle", "Transform3d", "look_at_rotation",
+    "so3_relative_angle", "so3_exp_map", "so3_log_map", "hat", "hat_inv", "Transform3d", "Translate",
+    "Rotate", "Scale", "look_at_rotation",
     "camera_position_from_spherical_angles", "look_at_view_transform",
 ]
 
@@ -334,6 +336,68 @@ def so3_relative_angle(R1, R2, cos_angle=False):
     return so3_rotation_angle(R1 @ R2.transpose(-1, -2), cos_angle=cos_angle)
 
 
+def hat(v):
+    """The skew-symmetric matrices [v]_x with [v]_x w = v x w.
+
+    Args:
+        v: (N, 3).
+    Returns:
+        (N, 3, 3): [[0, -z, y], [z, 0, -x], [-y, x, 0]].
+    """
+    if v.dim() != 2 or v.shape[1] != 3:
+        raise ValueError(f"v must have shape (N, 3), got {tuple(v.shape)}")
+    x, y, z = v.unbind(1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], 1).view(-1, 3, 3)
+
+
+def hat_inv(h):
+    """The vectors v of skew-symmetric matrices h = [v]_x, inverting ``hat``.
+
+    Args:
+        h: (N, 3, 3), skew-symmetric to within 1e-5 (else ValueError).
+    Returns:
+        (N, 3).
+    """
+    if h.dim() != 3 or h.shape[1:] != (3, 3):
+        raise ValueError(f"h must have shape (N, 3, 3), got {tuple(h.shape)}")
+    if len(h) and float((h + h.transpose(1, 2)).abs().max()) > 1e-5:
+        raise ValueError("hat_inv: a matrix is not skew-symmetric")
+    return torch.stack([h[:, 2, 1], h[:, 0, 2], h[:, 1, 0]], 1)
+
+
+def so3_exp_map(log_rot, eps=0.0001):
+    """Rotation matrices exp([log_rot]_x) of axis-angle vectors (PyTorch3D's ``so3_exp_map``).
+
+    The exponential of the skew matrix of an axis-angle vector is Rodrigues' rotation, so this is
+    ``axis_angle_to_matrix``, whose series near the identity keeps the gradients exact there.
+
+    Args:
+        log_rot: (N, 3), axis times angle in radians.
+        eps: accepted for PyTorch3D's signature (whose current version ignores it too): no clamp is needed.
+    Returns:
+        (N, 3, 3), acting on column vectors.
+    """
+    if log_rot.dim() != 2 or log_rot.shape[1] != 3:
+        raise ValueError(f"log_rot must have shape (N, 3), got {tuple(log_rot.shape)}")
+    return axis_angle_to_matrix(log_rot)
+
+
+def so3_log_map(R, eps=0.0001, cos_bound=1e-4):
+    """Axis-angle vectors, angle in [0, pi], of rotation matrices: the inverse of ``so3_exp_map``.
+
+    Args:
+        R: (N, 3, 3).
+        eps, cos_bound: accepted for PyTorch3D's signature (whose current version ignores them too): going
+            through quaternions is accurate at 0 and pi without bounds.
+    Returns:
+        (N, 3).
+    """
+    if R.dim() != 3 or R.shape[1:] != (3, 3):
+        raise ValueError(f"R must have shape (N, 3, 3), got {tuple(R.shape)}")
+    return matrix_to_axis_angle(R)
+
+
 # ---------------------------------------------------------------------------------- Transform3d
 
 
@@ -424,6 +488,84 @@ class Transform3d:
 
     def clone(self):
         return Transform3d(matrix=self._matrix.clone())
+
+
+def _xyz(x, y, z, dtype, device, name, one_for_all=False):
+    """(N, 3) from an (N, 3) tensor x, or from x, y, z, each a number or an (N,) tensor (batches of 1 broadcast);
+    with ``one_for_all``, x alone stands for all three. Tensors keep their autograd graph."""
+    if torch.is_tensor(x) and x.dim() == 2:
+        if x.shape[1] != 3 or y is not None or z is not None:
+            raise ValueError(f"{name}: a 2D tensor must be (N, 3) and come without y and z, got {tuple(x.shape)}")
+        return x.to(dtype=dtype, device=device)
+    if one_for_all and y is None and z is None:
+        y = z = x
+    if y is None or z is None:
+        raise ValueError(f"{name} takes an (N, 3) tensor or all three of x, y, z")
+    coords = [torch.as_tensor(c, device=device).to(dtype).reshape(-1) for c in (x, y, z)]
+    n = max(len(c) for c in coords)
+    if any(len(c) not in (1, n) for c in coords):
+        raise ValueError(f"{name}: sizes {[len(c) for c in coords]} do not broadcast")
+    return torch.stack([c.expand(n) for c in coords], dim=1)
+
+
+def _input_device(device, *values):
+    """``device`` if given, else that of the first tensor among ``values``, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return next((v.device for v in values if torch.is_tensor(v)), torch.device("cpu"))
+
+
+class Translate(Transform3d):
+    """Translations: a point maps to ``p + t``; the matrix is the identity with t in its last row.
+
+    ``Translate(xyz)`` with an (N, 3) tensor, or ``Translate(x, y, z)`` with numbers or (N,) tensors.
+    ``device`` defaults to that of a tensor argument.
+    """
+
+    def __init__(self, x, y=None, z=None, dtype=torch.float32, device=None):
+        device = _input_device(device, x, y, z)
+        xyz = _xyz(x, y, z, dtype, device, "Translate")
+        matrix = torch.eye(4, dtype=dtype, device=device).repeat(len(xyz), 1, 1)
+        matrix[:, 3, :3] = xyz
+        super().__init__(matrix=matrix)
+
+
+class Scale(Transform3d):
+    """Scalings about the origin: a point maps to ``p * s`` (per axis); the matrix is diag(s_x, s_y, s_z, 1).
+
+    ``Scale(s)`` with a number or (N,) tensor (uniform), or an (N, 3) tensor; or ``Scale(x, y, z)``.
+    ``device`` defaults to that of a tensor argument.
+    """
+
+    def __init__(self, x, y=None, z=None, dtype=torch.float32, device=None):
+        device = _input_device(device, x, y, z)
+        xyz = _xyz(x, y, z, dtype, device, "Scale", one_for_all=True)
+        ones = torch.ones_like(xyz[:, :1])
+        super().__init__(matrix=torch.diag_embed(torch.cat([xyz, ones], dim=1)))
+
+
+class Rotate(Transform3d):
+    """Rotations: a point (row vector) maps to ``p @ R``; the matrix holds R in its top-left 3 x 3 block.
+
+    Note the row-vector convention: ``Rotate(R)`` applies R^T to column vectors, as the cameras' R does.
+
+    Args:
+        R: (3, 3) or (N, 3, 3); a warning is issued unless R R^T = I and det R = 1 to within ``orthogonal_tol``.
+        device: defaults to R's.
+    """
+
+    def __init__(self, R, dtype=torch.float32, device=None, orthogonal_tol=1e-5):
+        device = _input_device(device, R)
+        if R.dim() not in (2, 3) or R.shape[-2:] != (3, 3):
+            raise ValueError(f"R must have shape (3, 3) or (N, 3, 3), got {tuple(R.shape)}")
+        R = R.to(dtype=dtype, device=device).reshape(-1, 3, 3)
+        eye = torch.eye(3, dtype=dtype, device=device)
+        if not (torch.allclose(R @ R.transpose(1, 2), eye.expand_as(R), atol=orthogonal_tol)
+                and torch.allclose(torch.linalg.det(R), torch.ones_like(R[:, 0, 0]), atol=orthogonal_tol)):
+            warnings.warn("Rotate: R is not a valid rotation matrix")
+        matrix = torch.eye(4, dtype=dtype, device=device).repeat(len(R), 1, 1)
+        matrix[:, :3, :3] = R
+        super().__init__(matrix=matrix)
 
 
 # ------------------------------------------------------------------------------- look-at cameras
