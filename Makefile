@@ -18,7 +18,7 @@ KERNEL_TESTS := tests/test_rasterizer.py tests/test_fuzz.py tests/test_hardening
 NVCC := $(shell command -v nvcc 2>/dev/null)
 CLANGXX := $(shell command -v clang++ 2>/dev/null)
 # Another Python (oldest, newest supported), looked for on the PATH and in pyenv.
-find_python = $(firstword $(shell command -v python$(1) 2>/dev/null) $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)))
+find_python = $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)) $(shell python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null))
 PYTHON_OLDEST := $(call find_python,3.10)
 PYTHON_NEWEST := $(call find_python,3.13)
 # The CUDA build: pip serves the CUDA build of torch on Pythons other than this machine's 3.11
@@ -27,13 +27,14 @@ CUDA_ENV := $(CURDIR)/.venvs/cuda
 CUDA_ARCHS ?= 9.0
 
 .PHONY: help setup test test-python test-chapters test-book test-variants test-cuda-build \
-        test-pythons book lab bench fuzz sanitize clean
+        test-pythons book lab bench gpu-check fuzz sanitize clean
 
 help:
 	@echo "make test    set up, run every test and every chapter, the kernel build variants and the CUDA build"
 	@echo "make book    set up, execute every chapter, write the book's site to build/book/"
 	@echo "make lab     set up, open the chapters in JupyterLab"
 	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "make gpu-check OUT=dir  on a GPU machine: CUDA build, CUDA tests, compute-sanitizer, GPU benchmark"
 	@echo "make test-pythons  the tests under the oldest and newest supported Python (3.10, 3.13)"
 	@echo "make fuzz    run the property-based tests with many examples"
 	@echo "make sanitize  build lib3dr._C with AddressSanitizer + UBSan, run the C++-facing tests"
@@ -73,6 +74,7 @@ test-book: setup $(NOTEBOOKS)
 build/variants/%/lib3dr/.built: setup.py $(EXT_SOURCES) $(PACKAGE_SOURCES) | setup
 	rm -rf build/variants/$* && mkdir -p build/variants/$*
 	cp -r lib3dr build/variants/$*/ && rm -f build/variants/$*/lib3dr/_C*.so
+	ln -s $(CURDIR)/data build/variants/$*/data
 	$(VARIANT_ENV_$*) $(PY) setup.py -q build_ext --build-lib build/variants/$* --build-temp build/variants/$*/tmp
 	touch $@
 VARIANT_ENV_baseline := LIB3DR_BASELINE_ONLY=1
@@ -146,6 +148,11 @@ bench: setup
 	$(PY) benchmarks/bench_rasterizer.py
 	$(PY) benchmarks/bench_pose.py
 	$(PY) benchmarks/bench_pose.py --tracking
+
+# The CUDA backend run for real, on a machine with a GPU and a CUDA torch (installs nothing; on a
+# machine without a GPU it says so and exits 0). Writes a log and a table to OUT.
+gpu-check:
+	bash benchmarks/gpu_check.sh $(or $(OUT),build/gpu-check)
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz.py -q -p no:cacheprovider

@@ -86,7 +86,10 @@ def get_extensions():
     include_dirs = [os.path.abspath(SOURCES)]
     # -fno-trapping-math: the kernels never enable floating-point exceptions, and without it GCC
     # will not vectorize the selections of the per-row coverage test. Results are unchanged.
-    flags = {"cxx": ["-O3", "-std=c++17", "-fno-trapping-math"]}
+    # No -std: torch adds the standard its headers need (C++20 for torch 2.13, C++17 before).
+    # -ffp-contract=off, like nvcc's -fmad=false below: no fused multiply-adds (GCC on ARM and
+    # Clang would contract a*b+c), so every machine chooses exactly the faces the reference does.
+    flags = {"cxx": ["-O3", "-fno-trapping-math", "-ffp-contract=off"]}
     link_args = []
     if os.environ.get("LIB3DR_BASELINE_ONLY") == "1":
         say("LIB3DR_BASELINE_ONLY=1: the row loops are compiled for the baseline instruction set only")
@@ -102,7 +105,7 @@ def get_extensions():
 
     if os.environ.get("LIB3DR_SANITIZE") == "1":  # make sanitize
         sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
-        flags["cxx"] = ["-O1", "-g", "-std=c++17"] + sanitizers
+        flags["cxx"] = ["-O1", "-g"] + sanitizers
         return [cpp_extension.CppExtension("lib3dr._C", sources, include_dirs=include_dirs,
                                            extra_compile_args=flags, extra_link_args=sanitizers)]
     toolkit = choose_cuda(torch)
@@ -123,7 +126,7 @@ def get_extensions():
     sources += sorted(glob.glob(os.path.join(SOURCES, "*.cu")))
     flags["cxx"].append("-DWITH_CUDA")
     # No fused multiply-adds: the GPU must choose exactly the faces the CPU and the reference choose.
-    flags["nvcc"] = ["-O3", "-std=c++17", "-DWITH_CUDA", "-fmad=false"]
+    flags["nvcc"] = ["-O3", "-DWITH_CUDA", "-fmad=false"]
     return [cpp_extension.CUDAExtension("lib3dr._C", sources, include_dirs=include_dirs,
                                         extra_compile_args=flags, extra_link_args=link_args)]
 

@@ -20,6 +20,9 @@ from lib3dr.rasterize_torch import rasterize_faces_torch
 # Bytes per face per pixel of the unfused path, forward and backward: pix_to_face (8), zbuf (4),
 # bary_coords (12) and dists (4), plus the gradients of the last three (20), in float32.
 BYTES_PER_FRAGMENT = 48
+# The CUDA kernels keep a pixel's nearest faces in a list of fixed size, for the fragments and the
+# fused silhouette alike (kMaxFacesPerPixel in extensions/csrc/rasterize_cuda.cu).
+CUDA_MAX_FACES_PER_PIXEL = 128
 
 
 class RasterMemoryError(MemoryError):
@@ -117,6 +120,27 @@ def check_memory(N, H, W, K, device):
             f"faces_per_pixel (K) first, then the image size (H, W) or the batch (N); a silhouette "
             f"alone needs far less through lib3dr.soft_silhouette(); or raise the limit with "
             f"lib3dr.rasterizer.set_memory_limit(bytes).")
+
+
+def check_cuda_launch(first_face, num_faces, num_packed_faces, faces_per_pixel):
+    """Raises ``ValueError`` before a CUDA launch on what the kernels assume without checking: at
+    most ``CUDA_MAX_FACES_PER_PIXEL`` faces per pixel, and meshes whose face ranges ``[first,
+    first + count)`` are sorted, disjoint and inside the packed faces (a face's mesh is found by a
+    binary search over the first faces). ``Meshes`` packs them so."""
+    if faces_per_pixel > CUDA_MAX_FACES_PER_PIXEL:
+        raise ValueError(
+            f"faces_per_pixel={faces_per_pixel}, but the CUDA kernels keep at most "
+            f"{CUDA_MAX_FACES_PER_PIXEL} faces per pixel (the fragments and the fused "
+            f"lib3dr.soft_silhouette alike). Use faces_per_pixel <= {CUDA_MAX_FACES_PER_PIXEL}, "
+            f"or backend='torch' (no cap, {BYTES_PER_FRAGMENT} bytes per face per pixel), or CPU "
+            f"tensors, where the 'cpu' backend and its fused lib3dr.soft_silhouette have no cap.")
+    first, num = first_face.cpu(), num_faces.cpu()  # N numbers: one small copy
+    end = first + num
+    if ((first < 0) | (num < 0) | (end > num_packed_faces)).any() or (first[1:] < end[:-1]).any():
+        raise ValueError(
+            f"the CUDA kernels need the meshes' face ranges [first, first + count) sorted, "
+            f"disjoint and within the {num_packed_faces} packed faces; got first faces "
+            f"{first.tolist()} and counts {num.tolist()}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,8 +274,11 @@ def rasterize_meshes(meshes, image_size=256, blur_radius=0.0, faces_per_pixel=8,
     check_memory(len(first_face), H, W, faces_per_pixel, face_verts.device)
     args = (H, W, faces_per_pixel, float(blur_radius), bool(perspective_correct),
             bool(clip_barycentric_coords), bool(cull_backfaces))
-    if _backend.resolve(backend, face_verts.device) == "torch":
+    backend = _backend.resolve(backend, face_verts.device)
+    if backend == "torch":
         return rasterize_faces_torch(face_verts, first_face, num_faces, (H, W), *args[2:])
+    if backend == "cuda":
+        check_cuda_launch(first_face, num_faces, len(face_verts), faces_per_pixel)
     return _RasterizeFaces.apply(face_verts, first_face, num_faces, *args)
 
 
@@ -347,11 +374,14 @@ def soft_silhouette_ndc(meshes_ndc, sigma, image_size=256, blur_radius=None, fac
                                                       z_clip_value)
     args = (H, W, faces_per_pixel, float(blur_radius), bool(perspective_correct),
             bool(clip_barycentric_coords), bool(cull_backfaces))
-    if _backend.resolve(backend, face_verts.device) == "torch":
+    backend = _backend.resolve(backend, face_verts.device)
+    if backend == "torch":
         check_memory(len(first_face), H, W, faces_per_pixel, face_verts.device)
         pix_to_face, _, _, dists = rasterize_faces_torch(face_verts, first_face, num_faces,
                                                          (H, W), *args[2:])
         return silhouette_from_dists(pix_to_face, dists, sigma, backend="torch")
+    if backend == "cuda":
+        check_cuda_launch(first_face, num_faces, len(face_verts), faces_per_pixel)
     return _SoftSilhouette.apply(face_verts, first_face, num_faces, *args, float(sigma))
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from helpers import UNIT_ROUNDOFF
 
 from lib3dr.exercises import chapter03
 from lib3dr.renderer import look_at_rotation
@@ -207,21 +208,27 @@ def test_posefit_helpers():
     from lib3dr.posefit import (camera_centre_distance, camera_from_position,
                                 rotation_error_degrees, viewing_angle_degrees)
     from lib3dr.renderer import camera_position_from_spherical_angles, look_at_view_transform
+    u = UNIT_ROUNDOFF[torch.float32]
     C = camera_position_from_spherical_angles(3.0, 50.0, [0.0, 10.0])
     R, T = camera_from_position(C)
     R_ref, T_ref = look_at_view_transform(3.0, 50.0, [0.0, 10.0])
-    assert torch.allclose(R, R_ref, atol=1e-6) and torch.allclose(T, T_ref, atol=1e-5)
-    # 10 degrees of azimuth at elevation 50: a 10 degree turn about +Y, viewing directions 6.4 apart
-    assert torch.allclose(rotation_error_degrees(R[1:], R[:1]), torch.tensor([10.0]), atol=1e-3)
-    expected = torch.rad2deg(torch.acos(torch.tensor(math.cos(math.radians(50)) ** 2 * math.cos(math.radians(10))
-                                                     + math.sin(math.radians(50)) ** 2)))
-    assert torch.allclose(viewing_angle_degrees(C[1], C[0]), expected, atol=1e-3)
-    assert torch.allclose(camera_centre_distance(C[1], C[0]),
-                          torch.tensor(2 * 3.0 * math.cos(math.radians(50)) * math.sin(math.radians(5))),
-                          atol=1e-5)
-    # small angles stay accurate (no acos of a cosine rounded to 1)
+    # Normalised cross products of order-1 values, a few roundings each; T = -C R with |C| = 3.
+    torch.testing.assert_close(R, R_ref, rtol=0, atol=32 * u)
+    torch.testing.assert_close(T, T_ref, rtol=0, atol=32 * u * 3)
+    # 10 degrees of azimuth at elevation 50: a 10 degree turn about +Y, viewing directions 6.4 apart.
+    # atan2 of (sin, cos) from R R_ref^T, sums of products of 32-ulp entries: a few hundred u radians.
+    assert rotation_error_degrees(R[1:], R[:1]).item() == pytest.approx(10.0, abs=math.degrees(512 * u))
+    expected = math.degrees(math.acos(math.cos(math.radians(50)) ** 2 * math.cos(math.radians(10))
+                                      + math.sin(math.radians(50)) ** 2))
+    # atan2(|a x b|, a . b) of float32 centres: a few roundings relative to |a| |b|, in radians.
+    assert viewing_angle_degrees(C[1], C[0]).item() == pytest.approx(expected, abs=math.degrees(32 * u))
+    distance = 2 * 3.0 * math.cos(math.radians(50)) * math.sin(math.radians(5))
+    # The norm of a difference of float32 centres of length 3: a few roundings of 3.
+    assert camera_centre_distance(C[1], C[0]).item() == pytest.approx(distance, abs=32 * u * 3)
+    # small angles stay accurate (no acos of a cosine rounded to 1, which gives 0 or 0.02 degrees):
+    # a few roundings relative to the angle itself
     small = torch.tensor([3.0, 0.0, 0.0]), torch.tensor([3.0, 3.0 * math.tan(math.radians(0.01)), 0.0])
-    assert abs(viewing_angle_degrees(*small).item() - 0.01) < 1e-5
+    assert viewing_angle_degrees(*small).item() == pytest.approx(0.01, rel=16 * u)
     # gradients reach the camera position
     position = torch.tensor([1.0, 2.0, 2.0], requires_grad=True)
     R, T = camera_from_position(position)

@@ -2,8 +2,14 @@
 import pytest
 import torch
 
-from lib3dr.structures import Meshes, join_meshes_as_batch
+from lib3dr.rasterizer import Fragments
+from lib3dr.structures import Meshes, join_meshes_as_batch, join_meshes_as_scene
 from lib3dr.textures import TexturesUV, TexturesVertex
+from lib3dr.utils import ico_sphere
+
+# Comparisons without a tolerance use assert_close's defaults for their dtype (float32: 1.3e-6
+# relative plus 1e-5 absolute; float64: 1e-7 and 1e-7): closed-form results of a few operations
+# on values of order 1, some ulps apart at most.
 
 
 def _batch(requires_grad=False):
@@ -301,3 +307,117 @@ def test_textures_uv_errors():
         TexturesUV(torch.rand(1, 4, 4, 3), [faces[0]], [torch.rand(4, 2)], padding_mode="wrap")
     with pytest.raises(ValueError, match="differ in size"):
         _uv_textures().join_batch([_uv_textures(torch.rand(3, 4, 4, 3))])
+
+
+# ------------------------------------------------------------------- edges, Laplacian, join_meshes_as_scene
+
+
+def _tetrahedron_empty_triangle():
+    """A tetrahedron (packed vertices 0-3), an empty mesh, a triangle (4-6) plus a vertex on no face (7)."""
+    tetra = torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]])
+    triangle = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 2, 0], [5, 5, 5]])
+    faces = [torch.tensor([[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]]), torch.zeros(0, 3, dtype=torch.int64),
+             torch.tensor([[0, 2, 1]])]
+    return Meshes([tetra, torch.zeros(0, 3), triangle], faces)
+
+
+def test_get_mesh_verts_faces():
+    verts, faces = _batch()
+    m = Meshes(verts, faces)
+    v, f = m.get_mesh_verts_faces(2)
+    assert torch.equal(v, verts[2]) and torch.equal(f, faces[2])
+    with pytest.raises(ValueError, match="index"):
+        m.get_mesh_verts_faces(3)
+
+
+def test_edges_packed_and_their_index_maps():
+    m = _tetrahedron_empty_triangle()
+    edges = m.edges_packed()
+    # All six pairs of the tetrahedron, then the triangle's three, each once with a < b, sorted.
+    assert edges.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3], [4, 5], [4, 6], [5, 6]]
+    assert m.num_edges_per_mesh().tolist() == [6, 0, 3]
+    assert m.mesh_to_edges_packed_first_idx().tolist() == [0, 6, 6]
+    assert m.edges_packed_to_mesh_idx().tolist() == [0] * 6 + [2] * 3
+    faces, face_edges = m.faces_packed(), m.faces_packed_to_edges_packed()
+    for k in range(3):  # column k is the edge opposite corner k
+        assert torch.equal(edges[face_edges[:, k]], faces[:, [(k + 1) % 3, (k + 2) % 3]].sort(dim=1).values)
+
+
+def test_edges_of_a_closed_surface_and_of_moved_copies():
+    sphere = ico_sphere(2)
+    V, E, F = len(sphere.verts_packed()), len(sphere.edges_packed()), len(sphere.faces_packed())
+    assert V - E + F == 2  # Euler's formula for a sphere
+    assert (torch.bincount(sphere.faces_packed_to_edges_packed().flatten()) == 2).all()  # two faces per edge
+    # The edges depend on the faces only: a moved copy (an optimisation step) reuses them.
+    moved = sphere.offset_verts(torch.randn(V, 3))
+    assert moved.edges_packed() is sphere.edges_packed()
+    empty = Meshes([], [])
+    assert empty.edges_packed().shape == (0, 2) and empty.num_edges_per_mesh().shape == (0,)
+
+
+def test_laplacian_packed():
+    m = _tetrahedron_empty_triangle()
+    L = m.laplacian_packed()
+    assert L.is_sparse and L.dtype == torch.float32
+    want = torch.zeros(8, 8)
+    want[:4, :4] = 1 / 3  # each tetrahedron vertex has 3 neighbours
+    want[4:7, 4:7] = 1 / 2  # each triangle vertex 2
+    want.fill_diagonal_(-1)  # and vertex 7, on no edge, only the -1
+    assert torch.equal(L.to_dense(), want)
+    # L v is the neighbours' centroid minus the vertex: 0 for a vertex at its neighbours' centroid.
+    verts = torch.tensor([[0.0, 0, 0], [3, 0, 0], [0, 3, 0], [-3, -3, 0], [0, 0, 0]], dtype=torch.float64)
+    fan = Meshes([verts], [torch.tensor([[4, 0, 1], [4, 1, 2], [4, 2, 3], [4, 3, 0]])])
+    Lv = fan.laplacian_packed() @ verts
+    assert fan.laplacian_packed().dtype == torch.float64
+    assert torch.equal(Lv[4], torch.zeros(3, dtype=torch.float64))  # (0 + 3 - 3) / 4 sums of exact numbers
+    # Sums of thirds of numbers <= 3 in two orders: a few ulps (4.4e-16) apart.
+    assert torch.allclose(Lv[0], (verts[1] + verts[3] + verts[4]) / 3 - verts[0], rtol=0, atol=1e-14)
+
+
+def test_join_meshes_as_scene_vertex_textures():
+    verts, faces = _batch()
+    features = [torch.rand(4, 3), torch.rand(0, 3), torch.rand(3, 3)]
+    scene = join_meshes_as_scene(Meshes(verts, faces, TexturesVertex(features)))
+    assert len(scene) == 1
+    assert torch.equal(scene.verts_packed(), torch.cat(verts))
+    assert torch.equal(scene.faces_packed(), torch.tensor([[0, 1, 2], [0, 2, 3], [4, 5, 6]]))
+    assert torch.equal(scene.textures.verts_features_packed(), torch.cat(features))
+    from_list = join_meshes_as_scene([Meshes(verts[:1], faces[:1]), Meshes(verts[2:], faces[2:])])
+    assert torch.equal(from_list.faces_packed(), scene.faces_packed()) and from_list.textures is None
+    assert join_meshes_as_scene(scene) is scene
+    assert join_meshes_as_scene(Meshes(verts, faces, TexturesVertex(features)), include_textures=False).textures \
+        is None
+
+
+@pytest.mark.parametrize("sampling_mode", ["bilinear", "nearest"])
+def test_join_meshes_as_scene_uv_textures_read_the_same_texels(sampling_mode):
+    verts, faces = _batch()
+    f64 = torch.float64
+    uvs = [torch.rand(4, 2, dtype=f64), torch.zeros(0, 2, dtype=f64), torch.rand(3, 2, dtype=f64)]
+    uvs[0][0] = torch.tensor([1.0, 1.0])  # the right edge of map 0, next to map 1 in the atlas
+    textures = TexturesUV(torch.rand(3, 5, 6, 2, dtype=f64), faces, uvs, sampling_mode=sampling_mode)
+    batch = Meshes(verts, faces, textures)
+    scene = join_meshes_as_scene(batch)
+    assert scene.textures.maps_padded().shape == (1, 5, 18, 2)
+    # One fragment per face, as a pixel of the batch (image n) and of the scene (one image).
+    pix_to_face = torch.tensor([[0, 1, -1], [-1, -1, -1], [2, -1, -1]]).view(3, 3, 1, 1)
+    bary = torch.rand(3, 3, 1, 1, 3, dtype=f64)
+    bary = bary / bary.sum(-1, keepdim=True)
+    bary[0, 0] = torch.tensor([1.0, 0, 0], dtype=f64)  # exactly at that vertex (corner 0 of face 0)
+    zeros = torch.zeros(3, 3, 1, 1, dtype=f64)
+    want = batch.sample_textures(Fragments(pix_to_face, zeros, bary, zeros)).reshape(1, 9, 1, 1, 2)
+    got = scene.sample_textures(Fragments(pix_to_face.reshape(1, 9, 1, 1), zeros.reshape(1, 9, 1, 1),
+                                          bary.reshape(1, 9, 1, 1, 3), zeros.reshape(1, 9, 1, 1)))
+    # float64 texel positions computed two ways differ by a few ulps of 18: far below 1e-12 of a texel.
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_join_meshes_as_scene_rejects_uv_textures_it_cannot_join():
+    verts, faces = _batch()
+    uvs = [torch.rand(4, 2), torch.zeros(0, 2), torch.rand(3, 2)]
+    textures = TexturesUV(torch.rand(3, 5, 6, 2), faces, uvs, align_corners=False)
+    with pytest.raises(ValueError, match="align_corners"):
+        join_meshes_as_scene(Meshes(verts, faces, textures))
+    uvs[2][0, 0] = 1.5  # outside the map: the lookup would read the neighbouring map in an atlas
+    with pytest.raises(ValueError, match=r"UVs in \[0, 1\]"):
+        join_meshes_as_scene(Meshes(verts, faces, TexturesUV(torch.rand(3, 5, 6, 2), faces, uvs)))

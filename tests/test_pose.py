@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import UNIT_ROUNDOFF
 
 import lib3dr.pose as pose_module
 from lib3dr.io import load_objs_as_meshes
@@ -15,6 +16,10 @@ from lib3dr.posefit import camera_from_position, rotation_error_degrees
 from lib3dr.renderer import FoVPerspectiveCameras, camera_position_from_spherical_angles
 
 SMALL = dict(directions=60, rolls=12, levels=(64,), max_iterations=30)
+U32 = UNIT_ROUNDOFF[torch.float32]
+# Comparisons without a tolerance use assert_close's defaults for their dtype (float32: 1.3e-6
+# relative plus 1e-5 absolute; float64: 1e-7 and 1e-7): closed-form results of a few operations
+# on values of order 1, some ulps apart at most.
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +47,10 @@ def test_fibonacci_directions_cover_the_sphere():
 def test_parameterisations_round_trip(cls):
     R, T = target_pose()
     R2, T2 = cls.from_RT(R, T)()
-    torch.testing.assert_close(R2, R, atol=1e-5, rtol=0)
-    torch.testing.assert_close(T2, T, atol=1e-5, rtol=0)
+    # Through the parameters and back: normalisations and cross products of order-1 values, a few
+    # tens of roundings; T has |T| = 3.
+    torch.testing.assert_close(R2, R, atol=64 * U32, rtol=0)
+    torch.testing.assert_close(T2, T, atol=64 * U32 * 3, rtol=0)
 
 
 def test_roll_rotates_the_image(cow):
@@ -90,7 +97,7 @@ def test_fit_pose_recovers_a_pose_far_from_any_start(cow, parameterisation, roll
     assert fit.history[-1] < fit.history[0]
     assert fit.snapshots and not fit.diverged
     R_fit, T_fit = fit.pose()
-    torch.testing.assert_close(R_fit[0], fit.R, atol=1e-5, rtol=0)
+    torch.testing.assert_close(R_fit[0], fit.R, atol=64 * U32, rtol=0)  # the same parameters, re-derived
 
 
 def test_fit_pose_at_one_level_returns_the_best_of_its_batch(cow):
@@ -100,8 +107,10 @@ def test_fit_pose_at_one_level_returns_the_best_of_its_batch(cow):
     fit = fit_pose(cow, target, cameras, attempts=1, **{**SMALL, "candidates": 3})
     R_fit, T_fit = fit.pose()
     assert R_fit.shape == (1, 3, 3)
-    torch.testing.assert_close(R_fit[0], fit.R, atol=1e-6, rtol=0)
+    torch.testing.assert_close(R_fit[0], fit.R, atol=64 * U32, rtol=0)  # the same parameters, re-derived
     refit = hard_silhouette(cow, cameras, 64, fit.R[None], fit.T[None])[0]
+    # The same pose rendered alone instead of in the fit's batch: a batched transform that rounds
+    # otherwise may flip a few outline pixels, each about 1/500 of IoU (the cow covers ~500 here).
     torch.testing.assert_close(torch.tensor(fit.iou), silhouette_iou(refit[None], target[None])[0],
                                atol=0.02, rtol=0)
 

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from helpers import UNIT_ROUNDOFF
 
 from lib3dr.transforms import (
     Transform3d, axis_angle_to_matrix, axis_angle_to_quaternion,
@@ -10,9 +11,15 @@ from lib3dr.transforms import (
     matrix_to_rotation_6d, quaternion_to_axis_angle, quaternion_to_matrix, random_quaternions,
     random_rotations, rotation_6d_to_matrix, so3_relative_angle, so3_rotation_angle,
     standardize_quaternion)
+from lib3dr.cameras import FoVPerspectiveCameras
+from lib3dr.transforms import Rotate, Scale, Translate, hat, hat_inv, so3_exp_map, so3_log_map
 
 CONVENTIONS = ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX", "XYX", "XZX", "YXY", "YZY", "ZXZ", "ZYZ"]
 F64 = dict(dtype=torch.float64)
+U32 = UNIT_ROUNDOFF[torch.float32]
+# Comparisons without a tolerance use assert_close's defaults for their dtype (float32: 1.3e-6
+# relative plus 1e-5 absolute; float64: 1e-7 and 1e-7): closed-form results of a few operations
+# on values of order 1, some ulps apart at most.
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +37,10 @@ def axis_angles(angles):
     return axes * torch.tensor(angles, **F64)[:, None]
 
 
-def assert_rotation(R, atol=1e-6):
+def assert_rotation(R, atol=None):
+    # Entries of a few tens of roundings; R R^T sums 3 products of them, det 6 triple products:
+    # a few hundred u at most.
+    atol = 512 * UNIT_ROUNDOFF[R.dtype] if atol is None else atol
     eye = torch.eye(3, dtype=R.dtype).expand_as(R)
     torch.testing.assert_close(R @ R.transpose(-1, -2), eye, atol=atol, rtol=0)
     torch.testing.assert_close(torch.linalg.det(R), torch.ones(R.shape[:-2], dtype=R.dtype),
@@ -49,7 +59,7 @@ def test_axis_angle_to_matrix_quarter_turn_about_z_takes_x_to_y():
 def test_random_rotations_are_rotations():
     R = random_rotations(100)
     assert R.shape == (100, 3, 3) and R.dtype == torch.float32
-    assert_rotation(R, atol=1e-5)
+    assert_rotation(R)
     assert (random_quaternions(100)[:, 0] >= 0).all()
 
 
@@ -69,7 +79,8 @@ def test_quaternion_round_trips():
 def test_axis_angle_round_trip_including_near_zero_and_pi(angles):
     aa = axis_angles(angles)
     R = axis_angle_to_matrix(aa)
-    assert_rotation(R, atol=1e-12)
+    assert_rotation(R)
+    # Within 1e-9 of pi, R holds the axis only to about u / (pi - angle) = 1e-7 (float64).
     torch.testing.assert_close(matrix_to_axis_angle(R), aa, atol=1e-7, rtol=1e-7)
     torch.testing.assert_close(quaternion_to_axis_angle(axis_angle_to_quaternion(aa)), aa)
 
@@ -134,7 +145,10 @@ def test_rotation_6d_round_trip_and_gram_schmidt():
     torch.testing.assert_close(matrix_to_rotation_6d(R)[:, :3], R[:, 0])  # the first ROW
     d6 = torch.randn(100, 6, **F64)
     R = rotation_6d_to_matrix(d6)
-    assert_rotation(R, atol=1e-12)
+    # Gram-Schmidt loses orthogonality as 1 / sin of the angle between the two halves.
+    a, b = d6[:, :3], d6[:, 3:]
+    sin = torch.linalg.cross(a, b).norm(dim=-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+    assert_rotation(R, atol=512 * UNIT_ROUNDOFF[torch.float64] / sin.min().item())
     torch.testing.assert_close(R[:, 0], d6[:, :3] / d6[:, :3].norm(dim=-1, keepdim=True))
 
 
@@ -142,8 +156,10 @@ def test_so3_relative_angle_is_accurate_near_0_and_pi():
     angles = [0.0, 1e-7, 1e-4, 0.5, 2.0, math.pi - 1e-4, math.pi - 1e-7]
     R2 = rotations(len(angles))
     R1 = axis_angle_to_matrix(axis_angles(angles)) @ R2
+    # atan2 of (sin, cos) from R1 R2^T, sums of products of entries of a few ulps: a few hundred
+    # u radians at most, at any angle.
     torch.testing.assert_close(so3_relative_angle(R1, R2), torch.tensor(angles, **F64),
-                               atol=1e-12, rtol=1e-6)
+                               atol=512 * UNIT_ROUNDOFF[torch.float64], rtol=0)
     torch.testing.assert_close(so3_relative_angle(R1, R2, cos_angle=True),
                                torch.cos(torch.tensor(angles, **F64)))
     assert so3_rotation_angle(torch.eye(3)).item() == 0
@@ -247,10 +263,11 @@ def test_transform3d_to_and_clone():
 
 def test_spherical_angles():
     C = camera_position_from_spherical_angles([2.0, 2.0, 2.0], [0.0, 90.0, 0.0], [0.0, 0.0, 90.0])
-    torch.testing.assert_close(C, torch.tensor([[0.0, 0, 2], [0, 2, 0], [2, 0, 0]]), atol=1e-6,
+    # dist * products of float32 sines and cosines: cos(pi / 2) is 4e-8, not 0, and a few roundings.
+    torch.testing.assert_close(C, torch.tensor([[0.0, 0, 2], [0, 2, 0], [2, 0, 0]]), atol=16 * U32 * 2,
                                rtol=0)
     C = camera_position_from_spherical_angles(1.0, math.pi / 2, 0.0, degrees=False)
-    torch.testing.assert_close(C, torch.tensor([[0.0, 1, 0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(C, torch.tensor([[0.0, 1, 0]]), atol=16 * U32, rtol=0)
 
 
 def test_look_at_view_transform_default_camera():
@@ -262,9 +279,10 @@ def test_look_at_view_transform_default_camera():
 def test_look_at_view_transform_camera_centre_at_50_degrees_elevation():
     R, T = look_at_view_transform(3, 50, 0)
     C = -(T[:, None] @ R.transpose(1, 2))[:, 0]  # C @ R + T = 0
-    assert C.norm().item() == pytest.approx(3.0, abs=1e-5)
-    assert math.degrees(math.asin(C[0, 1] / 3)) == pytest.approx(50.0, abs=1e-4)
-    assert C[0, 0].abs() < 1e-6 and C[0, 2] > 0
+    # float32 look-at and back: a few tens of roundings of values of size 3, angles in radians.
+    assert C.norm().item() == pytest.approx(3.0, abs=32 * U32 * 3)
+    assert math.degrees(math.asin(C[0, 1] / 3)) == pytest.approx(50.0, abs=math.degrees(64 * U32))
+    assert C[0, 0].abs() < 32 * U32 * 3 and C[0, 2] > 0
     assert_rotation(R)
     # the optical axis (R's third column) points from the camera at the origin
     torch.testing.assert_close(R[0, :, 2], -C[0] / 3)
@@ -302,3 +320,89 @@ def test_gradcheck_look_at_rotation_and_view_transform():
     assert torch.autograd.gradcheck(look_at_rotation, (position,))
     angles = torch.tensor([2.0, 30.0, 40.0], **F64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a: look_at_view_transform(a[0], a[1], a[2]), (angles,))
+
+
+# ---------------------------------------------------------------- so3 maps, Translate, Rotate, Scale
+
+
+def test_hat_is_the_cross_product_matrix_and_hat_inv_inverts_it():
+    v, w = torch.randn(10, 3, **F64), torch.randn(10, 3, **F64)
+    # Each entry of hat(v) @ w is a difference of two products, as in cross(); a fused multiply-add may round
+    # them differently: a few ulps of |v| |w| < 30 (ulp 3.6e-15).
+    torch.testing.assert_close((hat(v) @ w[..., None])[..., 0], torch.cross(v, w, dim=1), atol=1e-13, rtol=0)
+    assert torch.equal(hat_inv(hat(v)), v)
+    with pytest.raises(ValueError, match="skew"):
+        hat_inv(torch.eye(3, **F64)[None])
+
+
+def test_so3_exp_map_is_the_matrix_exponential_of_hat():
+    log_rot = axis_angles([0.0, 1e-9, 1e-3, 0.5, 2.0, math.pi - 1e-6, 3.0])
+    # Two independent float64 computations (Rodrigues by quaternions; scaling-and-squaring Pade) of entries
+    # of size <= 1: they agree to a few ulps times the number of squarings, far below 1e-13.
+    torch.testing.assert_close(so3_exp_map(log_rot), torch.linalg.matrix_exp(hat(log_rot)), atol=1e-13, rtol=0)
+
+
+def test_so3_log_and_exp_round_trip():
+    # Below pi the logarithm is unique, so log(exp(w)) = w; a few ulps per step of size <= pi.
+    log_rot = axis_angles(torch.linspace(0, math.pi - 1e-3, 50).tolist())
+    torch.testing.assert_close(so3_log_map(so3_exp_map(log_rot)), log_rot, atol=1e-12, rtol=0)
+    R = rotations()
+    torch.testing.assert_close(so3_exp_map(so3_log_map(R)), R, atol=1e-12, rtol=0)
+    torch.testing.assert_close(so3_log_map(R).norm(dim=1), so3_rotation_angle(R), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="N, 3"):
+        so3_exp_map(torch.zeros(3))
+
+
+def test_gradcheck_so3_maps():
+    log_rot = axis_angles([0.0, 1e-4, 0.5, 2.0]).requires_grad_()
+    assert torch.autograd.gradcheck(so3_exp_map, log_rot)
+    R = so3_exp_map(axis_angles([1e-3, 0.5, 2.0])).detach().requires_grad_()
+    # The log's derivative is taken along all 9 entries, off the rotation group too: still well defined.
+    assert torch.autograd.gradcheck(so3_log_map, R)
+
+
+def test_translate_rotate_scale_act_on_row_vectors():
+    p = torch.randn(5, 3, **F64)
+    t, R, s = torch.randn(2, 3, **F64), rotations(2), torch.tensor([2.0, 0.5], **F64)
+    # [p, 1] @ M sums 4 products where p @ R sums 3: a few ulps of values below 10 (ulp 1.8e-15) apart.
+    torch.testing.assert_close(Translate(t, **F64).transform_points(p), p + t[:, None], atol=1e-14, rtol=0)
+    torch.testing.assert_close(Translate(t[:, 0], t[:, 1], t[:, 2], **F64).get_matrix(),
+                               Translate(t, **F64).get_matrix(), atol=0, rtol=0)
+    torch.testing.assert_close(Rotate(R, **F64).transform_points(p), p @ R, atol=1e-14, rtol=0)
+    torch.testing.assert_close(Scale(s, **F64).transform_points(p), p * s[:, None, None], atol=0, rtol=0)
+    torch.testing.assert_close(Scale(1.0, 2.0, 3.0).transform_points(p.float()),
+                               p.float() * torch.tensor([1.0, 2.0, 3.0]), atol=0, rtol=0)
+    # Numbers broadcast against (N,) tensors; the default dtype is float32, as PyTorch3D's.
+    mixed = Translate(torch.tensor([1.0, 2.0]), 0.0, -1.0)
+    assert mixed.dtype == torch.float32
+    assert mixed.get_matrix()[:, 3, :3].tolist() == [[1.0, 0.0, -1.0], [2.0, 0.0, -1.0]]
+
+
+def test_rotate_then_translate_is_the_world_to_view_transform():
+    R, T = rotations(3).float(), torch.randn(3, 3)
+    view = Rotate(R).compose(Translate(T))  # X_view = X_world @ R + T
+    assert torch.equal(view.get_matrix(), FoVPerspectiveCameras(R=R, T=T).get_world_to_view_transform().get_matrix())
+    p = torch.randn(4, 3)
+    back = view.inverse().transform_points(view.transform_points(p[None].expand(3, 4, 3)))
+    # float32, entries of size ~3: a 4x4 inverse and two products stay within 1e-5.
+    torch.testing.assert_close(back, p[None].expand(3, 4, 3), atol=1e-5, rtol=0)
+
+
+def test_transforms_gradcheck_through_pose_parameters():
+    p = torch.randn(6, 3, **F64)
+    log_rot, t = torch.randn(2, 3, **F64, requires_grad=True), torch.randn(2, 3, **F64, requires_grad=True)
+    f = lambda w, x: Rotate(so3_exp_map(w), **F64).compose(Translate(x, **F64)).transform_points(p)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (log_rot, t))
+
+
+def test_transform_subclasses_reject_bad_input():
+    with pytest.raises(ValueError, match="N, 3"):
+        Translate(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="x, y, z"):
+        Translate(1.0)
+    with pytest.raises(ValueError, match="broadcast"):
+        Translate(torch.zeros(2), torch.zeros(3), 0.0)
+    with pytest.raises(ValueError, match="3, 3"):
+        Rotate(torch.eye(4))
+    with pytest.warns(UserWarning, match="rotation"):
+        Rotate(2 * torch.eye(3))

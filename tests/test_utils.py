@@ -1,6 +1,4 @@
-"""ico_sphere."""
-import time
-
+"""ico_sphere (its build time is measured in benchmarks/bench_io.py)."""
 import pytest
 import torch
 
@@ -18,11 +16,14 @@ def test_counts(level, verts, faces):
 def test_unit_sphere_outward_and_watertight(level):
     mesh = ico_sphere(level)
     verts, faces = mesh.verts_packed(), mesh.faces_packed()
-    torch.testing.assert_close(verts.norm(dim=1), torch.ones(len(verts)))
+    torch.testing.assert_close(verts.norm(dim=1), torch.ones(len(verts)))  # defaults: a few ulps of 1
     # Counter-clockwise from outside: every face normal points away from the origin.
     centers = verts[faces].mean(dim=1)
     assert ((mesh.faces_normals_packed() * centers).sum(dim=1) > 0).all()
     radial = (mesh.verts_normals_packed() * verts).sum(dim=1)
+    # Geometry, not rounding: the area-weighted mean of the normals of the faces around a vertex
+    # tilts off the radius where those faces are not symmetric (levels >= 2), by less as the
+    # faces shrink; 1 - cos(tilt) <= 1e-2 (a tilt of 8 degrees) holds with room at levels 2 and 4.
     torch.testing.assert_close(radial, torch.ones(len(verts)), atol=1e-2, rtol=0)
     # Consistent orientation: every directed edge occurs once, and its reverse once (closed, no duplicate verts).
     directed = faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2)
@@ -32,12 +33,6 @@ def test_unit_sphere_outward_and_watertight(level):
     assert torch.equal(keys.sort().values, reverse.sort().values)
     assert len(verts.unique(dim=0)) == len(verts)
     assert len(verts) - len(keys) // 2 + len(faces) == 2  # Euler characteristic of a sphere
-
-
-def test_level_6_is_fast():
-    start = time.perf_counter()
-    ico_sphere(6)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_device_and_bad_level():
