@@ -10,7 +10,7 @@ PY := $(ENV)/bin/python
 TORCH_STAMP := $(ENV)/.lib3dr-torch
 INSTALL_STAMP := $(ENV)/.lib3dr-install
 EXT_SOURCES := $(wildcard extensions/csrc/*.h extensions/csrc/*.cpp extensions/csrc/*.cu)
-PACKAGE_SOURCES := $(shell find lib3dr -name '*.py')
+PACKAGE_SOURCES := $(shell find lib3dr lib3dr_book -name '*.py')
 CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # The tests that reach the compiled kernels: run again against each build variant.
@@ -58,7 +58,7 @@ chapters/%.ipynb: chapters/%.py $(INSTALL_STAMP)
 	$(ENV)/bin/jupytext --to ipynb --update-metadata '{"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}' $< -o $@
 
 test-python: setup
-	$(PY) -m pytest tests/ -q
+	LIB3DR_WHEEL_TEST=1 $(PY) -m pytest tests/ -q
 
 test-chapters: setup $(NOTEBOOKS)
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
@@ -66,15 +66,14 @@ test-chapters: setup $(NOTEBOOKS)
 # The site from the notebooks test-chapters just ran (their figures are in build/figures): every
 # page renders and every link and image resolves.
 test-book: setup $(NOTEBOOKS)
-	$(PY) book/build.py --no-execute $(NOTEBOOKS)
+	$(PY) -m lib3dr_book.site --no-execute $(NOTEBOOKS)
 
 # The kernel tests against other builds of lib3dr._C, each in build/variants/<name>/ (the package's
 # Python files and that build's extension, first on PYTHONPATH): the baseline copy of the row
 # loops that machines without AVX2 run, and Clang (macOS's compiler) when it is installed.
 build/variants/%/lib3dr/.built: setup.py $(EXT_SOURCES) $(PACKAGE_SOURCES) | setup
 	rm -rf build/variants/$* && mkdir -p build/variants/$*
-	cp -r lib3dr build/variants/$*/ && rm -f build/variants/$*/lib3dr/_C*.so
-	ln -s $(CURDIR)/data build/variants/$*/data
+	cp -r lib3dr lib3dr_book build/variants/$*/ && rm -f build/variants/$*/lib3dr/_C*.so
 	$(VARIANT_ENV_$*) $(PY) setup.py -q build_ext --build-lib build/variants/$* --build-temp build/variants/$*/tmp
 	touch $@
 VARIANT_ENV_baseline := LIB3DR_BASELINE_ONLY=1
@@ -137,7 +136,7 @@ test-pythons:
 	$(if $(PYTHON_NEWEST),@$(MAKE) --no-print-directory test-python-3.13,@echo "python3.13 not found: skipping it")
 
 book: setup $(NOTEBOOKS)
-	$(PY) book/build.py $(NOTEBOOKS)
+	$(PY) -m lib3dr_book.site $(NOTEBOOKS)
 
 # Jupyter refuses to start as root without --allow-root (containers, classroom images run as root).
 lab: setup $(NOTEBOOKS)

@@ -3,7 +3,7 @@
     python benchmarks/bandwidth_floor.py --device cuda --bench build/bench_rasterizer.json
 
 The fragments of N images of H x W with K faces per pixel are 48 bytes per slot, written and read
-once between them by the forward and the backward (``lib3dr.rasterizer.memory_estimate``). No
+once between them by the forward and the backward (``lib3dr.renderer.memory.memory_estimate``). No
 implementation can move them faster than the device copies memory, so bytes / copy bandwidth is a
 floor for the unfused forward+backward. The bandwidth is measured here: a device-to-device copy of
 1 GiB (CPU: 256 MiB), counting bytes read and written, median of 10.
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from lib3dr.rasterizer import memory_estimate
+from lib3dr.renderer.memory import memory_estimate
 
 
 def copy_bandwidth(device):

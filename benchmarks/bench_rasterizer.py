@@ -34,7 +34,7 @@ WORKLOADS = [
 
 def scene(mesh_name, batch, device):
     import torch
-    from lib3dr.cameras import FoVPerspectiveCameras
+    from lib3dr.renderer.cameras import FoVPerspectiveCameras
     from lib3dr.io import load_objs_as_meshes
     from lib3dr.structures import join_meshes_as_batch
     from lib3dr.transforms import look_at_view_transform
@@ -55,8 +55,9 @@ def make_step(mesh_name, batch, K, kind, backend, device):
     meshes, cameras, torch = scene(mesh_name, batch, device)
     verts = meshes.verts_padded().detach().clone().requires_grad_()
     blur = 0.0 if K == 1 else BLUR
-    from lib3dr.rasterizer import (MeshRasterizer, RasterizationSettings, silhouette_from_dists,
-                                   soft_silhouette)
+    from lib3dr.renderer.blending import silhouette_from_dists
+    from lib3dr.renderer.rasterizer import MeshRasterizer, RasterizationSettings
+    from lib3dr.renderer.silhouette import soft_silhouette
 
     if kind == "unfused":
         rasterizer = MeshRasterizer(cameras, RasterizationSettings(

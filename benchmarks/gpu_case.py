@@ -11,9 +11,10 @@ import os
 
 import torch
 
-from lib3dr.cameras import FoVPerspectiveCameras
+from lib3dr.renderer.cameras import FoVPerspectiveCameras
 from lib3dr.io import load_objs_as_meshes
-from lib3dr.rasterizer import MeshRasterizer, RasterizationSettings, soft_silhouette
+from lib3dr.renderer.rasterizer import MeshRasterizer, RasterizationSettings
+from lib3dr.renderer.silhouette import soft_silhouette
 from lib3dr.transforms import look_at_view_transform
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

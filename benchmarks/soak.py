@@ -9,17 +9,16 @@ Prints the resident set size (from /proc/self/statm) after the warm-up and every
 import argparse
 import math
 import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lib3dr.io import load_objs_as_meshes  # noqa: E402
-from lib3dr.plotting import data_path  # noqa: E402
-from lib3dr.posefit import camera_from_position  # noqa: E402
-from lib3dr.renderer import (BlendParams, FoVPerspectiveCameras, MeshRasterizer, MeshRenderer,  # noqa: E402
+from lib3dr.io import load_objs_as_meshes
+from lib3dr.pose import camera_from_position
+from lib3dr.renderer import (BlendParams, FoVPerspectiveCameras, MeshRasterizer, MeshRenderer,
                              RasterizationSettings, SoftSilhouetteShader, look_at_view_transform)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def resident_mb():
@@ -32,7 +31,7 @@ def main():
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     args = parser.parse_args()
-    mesh = load_objs_as_meshes([data_path("teapot.obj")], load_textures=False)
+    mesh = load_objs_as_meshes([os.path.join(ROOT, "data", "teapot.obj")], load_textures=False)
     cameras = FoVPerspectiveCameras()
     sigma = 1e-4
     renderer = MeshRenderer(

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lib3dr.structures import Meshes, join_meshes_as_batch
-from lib3dr.textures import TexturesUV
+from lib3dr.renderer.textures import TexturesUV
 
 
 class Faces(NamedTuple):
@@ -262,23 +262,7 @@ def load_obj(f, load_textures=True, device="cpu"):
     normals = _numbers(name, tokens, lines_of.get("vn", []), "vn", 3)
     verts_uvs = _numbers(name, tokens, lines_of.get("vt", []), "vt", 2)
     verts_idx, normals_idx, textures_idx, face_lines = _parse_faces(name, tokens, lines_of)
-
-    usemtl_lines = lines_of.get("usemtl", [])
-    mtl_files = []
-    for i in lines_of.get("mtllib", []):
-        if len(tokens[i]) < 2:
-            _fail(name, i, "mtllib needs a file name")
-        mtl_files += tokens[i][1:]
-    for i in usemtl_lines:
-        if len(tokens[i]) < 2:
-            _fail(name, i, "usemtl needs a material name")
-    used = [" ".join(tokens[i][1:]) for i in usemtl_lines]
-    number_of = {m: k for k, m in enumerate(dict.fromkeys(used))}  # materials in order of first use
-    material_names = list(number_of)
-    # Material of each usemtl line, after a leading -1 for faces above the first usemtl.
-    material_of = np.array([-1] + [number_of[m] for m in used], dtype=np.int64)
-    materials_idx = material_of[np.searchsorted(np.array(usemtl_lines, dtype=np.int64), face_lines)]
-
+    mtl_files, material_names, materials_idx = _face_materials(name, tokens, lines_of, face_lines)
     material_colors = texture_images = None
     if load_textures and material_names:
         material_colors, texture_images = _load_materials(name, directory, mtl_files, material_names, device)
@@ -293,6 +277,26 @@ def load_obj(f, load_textures=True, device="cpu"):
         texture_atlas=None,
     )
     return as_tensor(verts), faces, aux
+
+
+def _face_materials(name, tokens, lines_of, face_lines):
+    """The MTL files named (``mtllib``), the materials in order of first use (``usemtl``), and each
+    face's material index (-1 above the first ``usemtl``)."""
+    usemtl_lines = lines_of.get("usemtl", [])
+    mtl_files = []
+    for i in lines_of.get("mtllib", []):
+        if len(tokens[i]) < 2:
+            _fail(name, i, "mtllib needs a file name")
+        mtl_files += tokens[i][1:]
+    for i in usemtl_lines:
+        if len(tokens[i]) < 2:
+            _fail(name, i, "usemtl needs a material name")
+    used = [" ".join(tokens[i][1:]) for i in usemtl_lines]
+    number_of = {m: k for k, m in enumerate(dict.fromkeys(used))}
+    # Material of each usemtl line, after a leading -1 for faces above the first usemtl.
+    material_of = np.array([-1] + [number_of[m] for m in used], dtype=np.int64)
+    materials_idx = material_of[np.searchsorted(np.array(usemtl_lines, dtype=np.int64), face_lines)]
+    return mtl_files, list(number_of), materials_idx
 
 
 def load_objs_as_meshes(files, device=None, load_textures=True):

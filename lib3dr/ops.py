@@ -10,7 +10,7 @@ from collections import namedtuple
 import torch
 import torch.nn.functional as F
 
-from lib3dr.rasterizer import Fragments
+from lib3dr.renderer.rasterizer import Fragments
 from lib3dr.structures import Meshes, _packed_to_padded
 
 __all__ = ["sample_points_from_meshes", "SubdivideMeshes", "knn_points", "knn_gather"]

@@ -30,13 +30,71 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lib3dr.posefit import camera_from_position
-from lib3dr.rasterizer import MeshRasterizer, RasterizationSettings, soft_silhouette
+from lib3dr.renderer.cameras import camera_centers
+from lib3dr.renderer.rasterizer import MeshRasterizer, RasterizationSettings
+from lib3dr.renderer.silhouette import soft_silhouette
 from lib3dr.structures import Meshes
-from lib3dr.transforms import matrix_to_rotation_6d, rotation_6d_to_matrix
+from lib3dr.transforms import (look_at_rotation, matrix_to_rotation_6d, rotation_6d_to_matrix,
+                               so3_relative_angle)
 
-__all__ = ["LookAtPose", "ObjectPose", "PoseFit", "Track", "fibonacci_directions", "fit_pose",
-           "hard_silhouette", "rgb_loss", "silhouette_iou", "silhouette_mse", "soft_iou_loss", "track"]
+__all__ = ["LookAtPose", "ObjectPose", "PoseFit", "Track", "camera_centre_distance",
+           "camera_from_position", "fibonacci_directions", "fit_pose", "hard_silhouette", "rgb_loss",
+           "rotation_error_degrees", "silhouette_iou", "silhouette_mse", "soft_iou_loss", "track",
+           "viewing_angle_degrees"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The textbook's camera, and how far one camera is from another (chapter 3 explains them: the
+# textbook parametrises a camera by its centre alone, looking at the origin with +Y up; a fit is
+# judged by the distance between centres, the rotation between orientations and the angle
+# between viewing directions)
+
+def camera_from_position(position):
+    """World-to-view ``R, T`` of cameras at ``position`` looking at the origin, +Y up.
+
+    ``R = look_at_rotation(C)`` and ``T = -C R`` (so that the centre lands at the view-space
+    origin), differentiable with respect to ``position`` (chapter 3).
+
+    Args:
+        position: (3,) or (N, 3) camera centres C in world space.
+    Returns:
+        R: (N, 3, 3), T: (N, 3), in the dtype and on the device of ``position``.
+    """
+    C = position.reshape(-1, 3)
+    R = look_at_rotation(C, device=C.device).to(C.dtype)
+    T = -(C[:, None, :] @ R)[:, 0]
+    return R, T
+
+
+def camera_centre_distance(position, reference):
+    """Euclidean distance between camera centres, ``(N,)`` (or a 0-d tensor for (3,) inputs)."""
+    return (torch.as_tensor(position) - torch.as_tensor(reference)).norm(dim=-1)
+
+
+def rotation_error_degrees(R, R_ref):
+    """Angle in degrees of the rotation that takes the camera orientation ``R_ref`` to ``R``.
+
+    It is at least the angle between the two viewing directions (``viewing_angle_degrees``), and
+    larger when the cameras also roll relative to each other: two look-at cameras at elevation 50
+    degrees whose azimuths differ by 10 degrees view directions 6.4 degrees apart, but one is the
+    other turned by 10 degrees about +Y (chapter 3).
+
+    Args:
+        R, R_ref: (N, 3, 3) or (3, 3) rotation matrices.
+    Returns:
+        (N,) angles in degrees.
+    """
+    R, R_ref = R.reshape(-1, 3, 3), R_ref.reshape(-1, 3, 3).to(R.dtype)
+    return so3_relative_angle(R, R_ref.expand_as(R)) * (180.0 / math.pi)
+
+
+def viewing_angle_degrees(position, reference):
+    """Angle in degrees between the directions from the origin to two camera centres: for cameras
+    looking at the origin, the angle between their viewing directions (chapter 3)."""
+    a, b = torch.as_tensor(position), torch.as_tensor(reference)
+    a, b = torch.broadcast_tensors(a, b.to(a.dtype))
+    # atan2(|a x b|, a . b) stays accurate for small angles, where acos of the cosine does not.
+    return torch.atan2(torch.cross(a, b, dim=-1).norm(dim=-1), (a * b).sum(-1)) * (180.0 / math.pi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,8 +113,7 @@ class LookAtPose(torch.nn.Module):
 
     @classmethod
     def from_RT(cls, R, T):
-        # X_view = X R + T is 0 at the centre C, so C = -T R^T.
-        return cls(-(T[:, None, :] @ R.transpose(1, 2))[:, 0])
+        return cls(camera_centers(R, T))
 
     def forward(self):
         """World-to-view ``R (B, 3, 3), T (B, 3)``."""
@@ -273,38 +330,15 @@ def fit_pose(mesh, target, cameras, target_rgb=None, rgb_renderer=None, paramete
     Returns:
         a ``PoseFit``.
     """
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(f"parameterisation must be one of {sorted(PARAMETERISATIONS)}, got {parameterisation!r}")
-    if len(mesh) != 1:
-        raise ValueError(f"fit_pose fits one mesh, got a batch of {len(mesh)}")
-    device = mesh.device
-    _check_target("target", target, device)
-    if (target > 0.5).sum() == 0:
-        raise ValueError("target is empty: no pixel above 0.5, so there is no silhouette to fit")
-    dtype = mesh.verts_packed().dtype
-    target = target.to(dtype)
-    if target_rgb is not None:
-        _check_target("target_rgb", target_rgb, device, channels=3)
-        if target_rgb.shape[0] != target.shape[0]:
-            raise ValueError(f"target_rgb is {target_rgb.shape[0]} pixels wide but target {target.shape[0]}")
-        if rgb_renderer is None:
-            raise ValueError("target_rgb needs an rgb_renderer (a MeshRenderer with a hard shader)")
-        target_rgb = target_rgb.to(dtype)
+    target, target_rgb = _checked_fit_inputs(mesh, target, target_rgb, rgb_renderer, parameterisation)
     geometry = _shape_of(mesh)
     size = target.shape[-1]
     levels = [s for s in levels if s < size] + [size]
     mismatch = lambda R, T, at: _mismatch(mesh, geometry, cameras, R, T, target, target_rgb,  # noqa: E731
                                           rgb_renderer, rgb_weight, at)
-
-    R, T, score = _candidate_views(geometry, cameras, target, parameterisation, directions, rolls,
-                                   levels[0])
-    if target_rgb is not None:
-        # Colours tell apart views whose silhouettes are mirror images of each other.
-        shortlist = score.topk(min(4 * candidates * attempts, len(score))).indices
-        R, T = R[shortlist], T[shortlist]
-        score = -mismatch(R, T, levels[0])[0]
-    ranked = score.argsort(descending=True)
-    result = PoseFit(None, None, None, math.inf, 0.0, candidates=len(score))
+    R, T, ranked = _ranked_views(geometry, cameras, target, target_rgb is not None, parameterisation,
+                                 directions, rolls, candidates * attempts, levels[0], mismatch)
+    result = PoseFit(None, None, None, math.inf, 0.0, candidates=len(ranked))
     bar = tqdm(total=attempts * len(levels) * max_iterations, desc="fit_pose", disable=not progress)
     for attempt in range(attempts):
         chosen = ranked[attempt * candidates:(attempt + 1) * candidates]
@@ -313,22 +347,59 @@ def fit_pose(mesh, target, cameras, target_rgb=None, rgb_renderer=None, paramete
         pose = _refine(PARAMETERISATIONS[parameterisation].from_RT(R[chosen], T[chosen]), result, geometry,
                        cameras, target, levels, parameterisation, mismatch, max_iterations, lr, tolerance,
                        faces_per_pixel, snapshots, bar)
-        # _refine keeps a batch when it has one level or stops early: take its best pose.
-        with torch.no_grad():
-            R_b, T_b = pose()
-            scores, ious = mismatch(R_b, T_b, size)
-            best = int(scores.argmin())
         result.attempts = attempt + 1
-        if scores[best].item() < result.score:
-            if len(R_b) > 1:
-                pose = type(pose).from_RT(R_b[best:best + 1], T_b[best:best + 1])
-            result.pose, result.R, result.T = pose, R_b[best].detach(), T_b[best].detach()
-            result.score, result.iou = scores[best].item(), ious[best].item()
-            result.loss = result.history[-1] if result.history else math.inf
+        _keep_if_better(result, pose, mismatch, size)
         if result.iou >= good_iou or result.diverged:
             break
     bar.close()
     return result
+
+
+def _checked_fit_inputs(mesh, target, target_rgb, rgb_renderer, parameterisation):
+    """fit_pose's arguments checked, and the targets in the mesh's dtype."""
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(f"parameterisation must be one of {sorted(PARAMETERISATIONS)}, got {parameterisation!r}")
+    if len(mesh) != 1:
+        raise ValueError(f"fit_pose fits one mesh, got a batch of {len(mesh)}")
+    device, dtype = mesh.device, mesh.verts_packed().dtype
+    _check_target("target", target, device)
+    if (target > 0.5).sum() == 0:
+        raise ValueError("target is empty: no pixel above 0.5, so there is no silhouette to fit")
+    if target_rgb is not None:
+        _check_target("target_rgb", target_rgb, device, channels=3)
+        if target_rgb.shape[0] != target.shape[0]:
+            raise ValueError(f"target_rgb is {target_rgb.shape[0]} pixels wide but target {target.shape[0]}")
+        if rgb_renderer is None:
+            raise ValueError("target_rgb needs an rgb_renderer (a MeshRenderer with a hard shader)")
+        target_rgb = target_rgb.to(dtype)
+    return target.to(dtype), target_rgb
+
+
+def _ranked_views(geometry, cameras, target, with_rgb, parameterisation, directions, rolls, wanted,
+                  size, mismatch):
+    """The candidate views ``R, T`` and their indices from best to worst match at ``size``."""
+    R, T, score = _candidate_views(geometry, cameras, target, parameterisation, directions, rolls, size)
+    if with_rgb:
+        # Colours tell apart views whose silhouettes are mirror images of each other.
+        shortlist = score.topk(min(4 * wanted, len(score))).indices
+        R, T = R[shortlist], T[shortlist]
+        score = -mismatch(R, T, size)[0]
+    return R, T, score.argsort(descending=True)
+
+
+def _keep_if_better(result, pose, mismatch, size):
+    """Makes the best pose of a refined batch the result if it beats the result's score.
+    (_refine keeps a batch when it has one level or stops early.)"""
+    with torch.no_grad():
+        R_b, T_b = pose()
+        scores, ious = mismatch(R_b, T_b, size)
+        best = int(scores.argmin())
+    if scores[best].item() < result.score:
+        if len(R_b) > 1:
+            pose = type(pose).from_RT(R_b[best:best + 1], T_b[best:best + 1])
+        result.pose, result.R, result.T = pose, R_b[best].detach(), T_b[best].detach()
+        result.score, result.iou = scores[best].item(), ious[best].item()
+        result.loss = result.history[-1] if result.history else math.inf
 
 
 def _refine(pose, result, geometry, cameras, target, levels, parameterisation, mismatch,

@@ -502,7 +502,7 @@ def join_meshes_as_scene(meshes, include_textures=True):
 
 def _join_textures_as_scene(textures):
     """The textures of a batch as the textures of one mesh whose faces are the batch's packed faces."""
-    from lib3dr.textures import TexturesUV, TexturesVertex  # imported here: lib3dr.textures imports this module
+    from lib3dr.renderer.textures import TexturesUV, TexturesVertex  # imported here: lib3dr.textures imports this module
 
     if isinstance(textures, TexturesVertex):
         return TexturesVertex([textures.verts_features_packed()])

@@ -483,6 +483,7 @@ class Transform3d:
         return self._apply(normals, torch.linalg.inv(self._matrix)[:, :3, :3].transpose(1, 2))
 
     def to(self, device, copy=False, dtype=None):
+        """This transform on ``device``: self when nothing changes, else a new one (like a tensor)."""
         matrix = self._matrix.to(device=device, dtype=dtype, copy=copy)
         return self if matrix is self._matrix else Transform3d(matrix=matrix)
 

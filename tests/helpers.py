@@ -7,14 +7,24 @@ typically), so a gradient that a backward pass adds up from many fragments is co
 tolerance per entry built from the magnitudes actually summed (``grad_tolerance``), never with a
 constant chosen on one processor.
 """
+import os
+
 import pytest
 import torch
 
 import lib3dr
-from lib3dr.blending import silhouette_from_dists
-from lib3dr.rasterize_torch import eval_pixel_faces, pixel_centers_ndc
-from lib3dr.rasterizer import default_blur_radius, ndc_meshes, rasterize_meshes
+from lib3dr.renderer.blending import silhouette_from_dists
+from lib3dr.renderer.rasterize_torch import eval_pixel_faces, pixel_centers_ndc
+from lib3dr.renderer.cameras import ndc_meshes
+from lib3dr.renderer.rasterizer import default_blur_radius, rasterize_meshes
 from lib3dr.structures import Meshes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def data_path(*parts):
+    """A mesh shipped in the repository's data/ folder."""
+    return os.path.join(ROOT, "data", *parts)
 
 UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float64: 2.0 ** -53}
 # Roundings of one term of a vertex gradient on its own: the fragment's geometry (an edge function,

@@ -4,8 +4,8 @@ import pytest
 import torch
 from helpers import UNIT_ROUNDOFF
 
-from lib3dr.cameras import (
-    FoVOrthographicCameras, FoVPerspectiveCameras, OrthographicCameras, PerspectiveCameras)
+from lib3dr.renderer.cameras import (FoVOrthographicCameras, FoVPerspectiveCameras,
+                                     OrthographicCameras, PerspectiveCameras)
 from lib3dr.transforms import look_at_view_transform, random_rotations
 
 F64 = dict(dtype=torch.float64)

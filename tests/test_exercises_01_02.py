@@ -3,8 +3,8 @@ message that says what is wrong."""
 import pytest
 import torch
 
-from lib3dr.blending import BlendParams, softmax_rgb_blend
-from lib3dr.exercises import chapter01, chapter02
+from lib3dr.renderer.blending import BlendParams, softmax_rgb_blend
+from lib3dr_book.exercises import chapter01, chapter02
 
 
 def rejects(check, answer, *words):
@@ -100,8 +100,8 @@ def test_coverage_and_alpha_accepts_the_reference_and_the_library():
     assert chapter02.check_coverage_and_alpha(chapter02.reference_coverage_and_alpha) is True
 
     def with_library(fragments, sigma):
-        from lib3dr.blending import coverage_probability
-        from lib3dr.rasterizer import silhouette_from_dists
+        from lib3dr.renderer.blending import coverage_probability
+        from lib3dr.renderer.blending import silhouette_from_dists
         return (coverage_probability(fragments, sigma),
                 silhouette_from_dists(fragments.pix_to_face, fragments.dists, sigma))
 

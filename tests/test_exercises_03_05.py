@@ -1,12 +1,12 @@
 """The exercise checks of chapters 3-5 accept correct answers and reject wrong ones with a message
-that says what is wrong; and the small helpers of lib3dr.posefit that those chapters share."""
+that says what is wrong; and the small pose helpers of lib3dr.pose that those chapters share."""
 import math
 
 import pytest
 import torch
 from helpers import UNIT_ROUNDOFF
 
-from lib3dr.exercises import chapter03
+from lib3dr_book.exercises import chapter03
 from lib3dr.renderer import look_at_rotation
 
 
@@ -29,7 +29,7 @@ def good_camera(position):
 
 
 def test_camera_from_position_accepts_the_textbook_lines_and_posefit():
-    from lib3dr.posefit import camera_from_position
+    from lib3dr.pose import camera_from_position
     assert chapter03.check_camera_from_position(good_camera) is True
     assert chapter03.check_camera_from_position(camera_from_position) is True
 
@@ -94,7 +94,7 @@ def test_plateau_rule():
 # ------------------------------------------------------------------------------------ chapter 4
 
 def test_twin():
-    from lib3dr.exercises import chapter04
+    from lib3dr_book.exercises import chapter04
     assert chapter04.check_twin(lambda C: C * torch.tensor([1.0, -1.0, -1.0])) is True
     assert chapter04.check_twin(lambda C: torch.stack([C[0], -C[1], -C[2]])) is True
     rejects(chapter04.check_twin, lambda C: -C, "reflect -C")
@@ -105,7 +105,7 @@ def test_twin():
 
 
 def test_textured_loss():
-    from lib3dr.exercises import chapter04
+    from lib3dr_book.exercises import chapter04
 
     def good(alpha, rgb, silhouette_ref, rgb_ref, rgb_weight=0.1):
         return (((alpha - silhouette_ref) ** 2).sum((1, 2))
@@ -143,7 +143,7 @@ def test_textured_loss():
 # ------------------------------------------------------------------------------------ chapter 5
 
 def test_predict():
-    from lib3dr.exercises import chapter05
+    from lib3dr_book.exercises import chapter05
 
     def good(estimates):
         return estimates[-1].clone() if len(estimates) < 2 else 2 * estimates[-1] - estimates[-2]
@@ -177,7 +177,7 @@ def test_predict():
 
 def test_lost():
     import numpy as np
-    from lib3dr.exercises import chapter05
+    from lib3dr_book.exercises import chapter05
 
     def good(losses):
         return len(losses) >= 2 and losses[-1] > 3 * float(np.median(losses[-11:-1]))
@@ -202,11 +202,11 @@ def test_lost():
     rejects(chapter05.check_lost, includes_last, "should return")
 
 
-# ------------------------------------------------------------------------- lib3dr.posefit helpers
+# ------------------------------------------------------------------------- lib3dr.pose helpers
 
 def test_posefit_helpers():
-    from lib3dr.posefit import (camera_centre_distance, camera_from_position,
-                                rotation_error_degrees, viewing_angle_degrees)
+    from lib3dr.pose import (camera_centre_distance, camera_from_position, rotation_error_degrees,
+                             viewing_angle_degrees)
     from lib3dr.renderer import camera_position_from_spherical_angles, look_at_view_transform
     u = UNIT_ROUNDOFF[torch.float32]
     C = camera_position_from_spherical_angles(3.0, 50.0, [0.0, 10.0])

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib3dr.io import load_obj
-from lib3dr.rasterizer import rasterize_meshes, silhouette_from_dists, soft_silhouette_ndc
+from lib3dr.renderer.blending import silhouette_from_dists
+from lib3dr.renderer.rasterizer import rasterize_meshes
+from lib3dr.renderer.silhouette import soft_silhouette_ndc
 from lib3dr.structures import Meshes
 
 settings.register_profile("ci", max_examples=60, deadline=None,

@@ -5,12 +5,12 @@ import time
 
 import pytest
 import torch
-from helpers import BACKENDS, DEVICE
+from helpers import BACKENDS, data_path, DEVICE
 
-from lib3dr.blending import BlendParams, softmax_rgb_blend
+from lib3dr.renderer.blending import BlendParams, softmax_rgb_blend
 from lib3dr.io import load_objs_as_meshes
-from lib3dr.plotting import data_path
-from lib3dr.rasterizer import Fragments, rasterize_meshes, soft_silhouette, soft_silhouette_ndc
+from lib3dr.renderer.rasterizer import Fragments, rasterize_meshes
+from lib3dr.renderer.silhouette import soft_silhouette, soft_silhouette_ndc
 from lib3dr.renderer import FoVPerspectiveCameras, look_at_view_transform
 from lib3dr.structures import Meshes
 

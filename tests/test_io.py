@@ -9,7 +9,7 @@ import torch
 from helpers import UNIT_ROUNDOFF
 
 from lib3dr.io import load_obj, load_objs_as_meshes, save_obj
-from lib3dr.textures import TexturesUV
+from lib3dr.renderer.textures import TexturesUV
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 COW = DATA / "cow_mesh" / "cow.obj"

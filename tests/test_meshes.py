@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from lib3dr.rasterizer import Fragments
+from lib3dr.renderer.rasterizer import Fragments
 from lib3dr.structures import Meshes, join_meshes_as_batch, join_meshes_as_scene
-from lib3dr.textures import TexturesUV, TexturesVertex
+from lib3dr.renderer.textures import TexturesUV, TexturesVertex
 from lib3dr.utils import ico_sphere
 
 # Comparisons without a tolerance use assert_close's defaults for their dtype (float32: 1.3e-6

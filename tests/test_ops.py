@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from lib3dr import ops
 from lib3dr.ops import SubdivideMeshes, knn_gather, knn_points, sample_points_from_meshes
 from lib3dr.structures import Meshes
-from lib3dr.textures import TexturesUV, TexturesVertex
+from lib3dr.renderer.textures import TexturesUV, TexturesVertex
 from lib3dr.utils import ico_sphere
 
 D64 = torch.float64

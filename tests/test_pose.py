@@ -4,15 +4,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import UNIT_ROUNDOFF
+from helpers import data_path, UNIT_ROUNDOFF
 
 import lib3dr.pose as pose_module
 from lib3dr.io import load_objs_as_meshes
-from lib3dr.plotting import data_path
 from lib3dr.pose import (LookAtPose, ObjectPose, _roll, fibonacci_directions, fit_pose,
                          hard_silhouette, rgb_loss, silhouette_iou, silhouette_mse, soft_iou_loss,
                          track)
-from lib3dr.posefit import camera_from_position, rotation_error_degrees
+from lib3dr.pose import camera_from_position, rotation_error_degrees
 from lib3dr.renderer import FoVPerspectiveCameras, camera_position_from_spherical_angles
 
 SMALL = dict(directions=60, rolls=12, levels=(64,), max_iterations=30)

@@ -10,11 +10,13 @@ from helpers import (
     silhouette_terms, silhouette_tolerance, vertex_grad_terms)
 
 import lib3dr
-from lib3dr.cameras import FoVPerspectiveCameras
-from lib3dr.rasterizer import (
-    CUDA_MAX_FACES_PER_PIXEL, Fragments, MeshRasterizer, RasterizationSettings, RasterMemoryError,
-    check_cuda_launch, memory_estimate, rasterize_meshes, set_memory_limit, silhouette_from_dists,
-    soft_silhouette)
+from lib3dr.renderer.cameras import FoVPerspectiveCameras
+from lib3dr.renderer.blending import silhouette_from_dists
+from lib3dr.renderer.compiled import check_cuda_launch, CUDA_MAX_FACES_PER_PIXEL
+from lib3dr.renderer.memory import memory_estimate, RasterMemoryError, set_memory_limit
+from lib3dr.renderer.rasterizer import (Fragments, MeshRasterizer, RasterizationSettings,
+                                        rasterize_meshes)
+from lib3dr.renderer.silhouette import soft_silhouette
 from lib3dr.structures import Meshes
 from lib3dr.transforms import look_at_view_transform
 from lib3dr.utils import ico_sphere
@@ -532,4 +534,4 @@ def test_cuda_refuses_more_faces_per_pixel_than_its_cap():
     with pytest.raises(ValueError, match="soft_silhouette"):
         rasterize_meshes(mesh, faces_per_pixel=CUDA_MAX_FACES_PER_PIXEL + 1, backend="cuda")
     with pytest.raises(ValueError, match="faces_per_pixel"):
-        lib3dr.rasterizer.soft_silhouette_ndc(mesh, 1e-4, faces_per_pixel=CUDA_MAX_FACES_PER_PIXEL + 1)
+        lib3dr.renderer.silhouette.soft_silhouette_ndc(mesh, 1e-4, faces_per_pixel=CUDA_MAX_FACES_PER_PIXEL + 1)

@@ -7,10 +7,11 @@ import pytest
 import torch
 from helpers import UNIT_ROUNDOFF, silhouette_tolerance
 
-from lib3dr.blending import BlendParams, hard_rgb_blend, sigmoid_alpha_blend, softmax_rgb_blend
-from lib3dr.interpolate import interpolate_face_attributes
+from lib3dr.renderer.blending import (BlendParams, hard_rgb_blend, sigmoid_alpha_blend,
+                                      softmax_rgb_blend)
+from lib3dr.renderer.interpolate import interpolate_face_attributes
 from lib3dr.io import load_objs_as_meshes
-from lib3dr.rasterizer import Fragments
+from lib3dr.renderer.rasterizer import Fragments
 from lib3dr.renderer import (
     AmbientLights, FoVPerspectiveCameras, HardFlatShader, HardGouraudShader, HardPhongShader,
     Materials, MeshRasterizer, MeshRenderer, MeshRendererWithFragments, PointLights,

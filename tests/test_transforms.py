@@ -11,7 +11,7 @@ from lib3dr.transforms import (
     matrix_to_rotation_6d, quaternion_to_axis_angle, quaternion_to_matrix, random_quaternions,
     random_rotations, rotation_6d_to_matrix, so3_relative_angle, so3_rotation_angle,
     standardize_quaternion)
-from lib3dr.cameras import FoVPerspectiveCameras
+from lib3dr.renderer.cameras import FoVPerspectiveCameras
 from lib3dr.transforms import Rotate, Scale, Translate, hat, hat_inv, so3_exp_map, so3_log_map
 
 CONVENTIONS = ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX", "XYX", "XZX", "YXY", "YZY", "ZXZ", "ZYZ"]

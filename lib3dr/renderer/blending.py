@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lib3dr import _backend
+from lib3dr.renderer.compiled import SilhouetteBlend
 
 
 @dataclass
@@ -33,26 +34,6 @@ def coverage_probability(fragments, sigma):
     return torch.sigmoid(-fragments.dists / sigma) * (fragments.pix_to_face >= 0)
 
 
-class _SilhouetteBlend(torch.autograd.Function):
-    """``silhouette_from_dists`` by the compiled CPU kernel: one pass over the fragments, and a
-    backward that writes ``d alpha / d dists_k = -transmittance * D_k / sigma`` directly."""
-
-    @staticmethod
-    def forward(ctx, pix_to_face, dists, sigma):
-        pix_to_face, dists = pix_to_face.contiguous(), dists.contiguous()
-        alpha, log_transmittance = _backend._C.silhouette_blend_forward(pix_to_face, dists, sigma)
-        ctx.save_for_backward(pix_to_face, dists, log_transmittance)
-        ctx.sigma = sigma
-        return alpha
-
-    @staticmethod
-    def backward(ctx, grad_alpha):
-        pix_to_face, dists, log_transmittance = ctx.saved_tensors
-        grad_dists = _backend._C.silhouette_blend_backward(
-            pix_to_face, dists, log_transmittance, grad_alpha.contiguous(), ctx.sigma)
-        return None, grad_dists, None
-
-
 def silhouette_from_dists(pix_to_face, dists, sigma, backend="auto"):
     """Soft Rasterizer's silhouette from fragments, ``alpha = 1 - prod_k (1 - D_k)``: ``(N, H, W)``.
 
@@ -64,7 +45,7 @@ def silhouette_from_dists(pix_to_face, dists, sigma, backend="auto"):
     """
     if _backend.resolve(backend, dists.device) == "cpu" and dists.dtype in (torch.float32,
                                                                             torch.float64):
-        return _SilhouetteBlend.apply(pix_to_face, dists, float(sigma))
+        return SilhouetteBlend.apply(pix_to_face, dists, float(sigma))
     log_transmittance = (F.logsigmoid(dists / sigma) * (pix_to_face >= 0)).sum(dim=-1)
     return 1.0 - torch.exp(log_transmittance)
 

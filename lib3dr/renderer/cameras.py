@@ -36,6 +36,11 @@ def _stack_matrix(rows):
     return torch.stack(torch.broadcast_tensors(*entries), -1).unflatten(-1, (4, 4))
 
 
+def camera_centers(R, T):
+    """(N, 3) world-space centres of cameras ``R (N, 3, 3), T (N, 3)``: C @ R + T = 0, so C = -T @ R^T."""
+    return -(T[:, None, :] @ R.transpose(1, 2))[:, 0]
+
+
 class CamerasBase:
     """What all cameras share: the world-to-view transform, and applying a projection.
 
@@ -193,9 +198,8 @@ class CamerasBase:
         return screen[0] if ndc.dim() == 2 and len(screen) == 1 else screen
 
     def get_camera_center(self, **kwargs):
-        """(N, 3) camera centres C in world space: C @ R + T = 0, so C = -T @ R^T."""
-        R, T = self._get("R", kwargs), self._get("T", kwargs)
-        return -(T[:, None, :] @ R.transpose(1, 2))[:, 0]
+        """(N, 3) camera centres in world space (``camera_centers``)."""
+        return camera_centers(self._get("R", kwargs), self._get("T", kwargs))
 
 
 class FoVPerspectiveCameras(CamerasBase):
@@ -396,3 +400,27 @@ class OrthographicCameras(_FocalCameras):
 
     def is_perspective(self):
         return False
+
+
+def ndc_meshes(meshes_world, cameras, **kwargs):
+    """The meshes with vertices in NDC (x, y) and view-space depth (z), as rasterization wants.
+
+    ``kwargs`` override camera fields for this call (``R=``, ``T=``, ...).
+    """
+    verts_world = meshes_world.verts_padded()
+    R = kwargs.get("R", cameras.R)
+    if verts_world.dtype != R.dtype:
+        raise TypeError(f"the mesh vertices are {verts_world.dtype} but the cameras are {R.dtype}: "
+                        f"give both the same dtype")
+    verts_view = cameras.get_world_to_view_transform(**kwargs).transform_points(verts_world)
+    verts_ndc = cameras.transform_points(verts_world, eps=1e-8, **kwargs)
+    # Keep the view-space depth: z-buffering and perspective correction use it.
+    verts_ndc = torch.cat([verts_ndc[..., :2], verts_view[..., 2:]], dim=-1)
+    return meshes_world.update_padded(verts_ndc)
+
+
+def camera_overrides(kwargs):
+    """The per-call keyword arguments that override camera fields (``R=``, ``T=``, ...), without
+    the ones that name whole objects (``cameras=``, ``lights=``, ...)."""
+    return {k: v for k, v in kwargs.items() if k not in (
+        "cameras", "raster_settings", "lights", "materials", "blend_params", "znear", "zfar")}

@@ -12,8 +12,8 @@ faces_packed)`` method, which ``Meshes.sample_textures(fragments)`` calls (PyTor
 import torch
 import torch.nn.functional as F
 
-from lib3dr.interpolate import (covered_by_image, interpolate_covered, interpolate_face_attributes,
-                                scatter_covered)
+from lib3dr.renderer.interpolate import (covered_by_image, interpolate_covered,
+                                         interpolate_face_attributes, scatter_covered)
 from lib3dr.structures import _check_faces_in_range, _index_list, _packed_to_padded, _padded_to_packed
 
 

@@ -1,7 +1,7 @@
 """Builds the book's site under build/book/: executes every chapter, then renders the pages.
 
-    python book/build.py chapters/01_*.ipynb ...            # execute, render, check the links
-    python book/build.py --no-execute chapters/01_*.ipynb   # render the notebooks as they are
+    python -m lib3dr_book.site chapters/01_*.ipynb ...            # execute, render, check links
+    python -m lib3dr_book.site --no-execute chapters/01_*.ipynb   # render the notebooks as they are
 
 Each chapter runs in its own kernel from ``chapters/``, as in JupyterLab. A chapter that fails does
 not stop the others: its page shows the outputs up to the failing cell, and the command ends
@@ -12,7 +12,6 @@ the book must work offline); a broken one fails the build too.
 import argparse
 import html.parser
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,10 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from lib3dr_book.paths import repo_root
+
+ROOT = repo_root()
+CONF = Path(__file__).resolve().parent  # conf.py, Sphinx's configuration
 SOURCE = ROOT / "build" / "book-src"
 SITE = ROOT / "build" / "book"
 
@@ -95,7 +97,7 @@ def write_contents(chapters, times):
     for name, title in chapters:
         summary = SUMMARIES.get(name[:2])
         if summary is None:
-            raise SystemExit(f"book/build.py: chapter {name} has no summary in SUMMARIES")
+            raise SystemExit(f"lib3dr_book.site: chapter {name} has no summary in SUMMARIES")
         seconds = times.get(name)
         run_time = f"{seconds:.0f} s" if seconds is not None else "not run"
         rows.append(f"| [{title}](chapters/{name}.ipynb) | {summary} | {run_time} |")
@@ -183,7 +185,7 @@ def main(argv=None):
     (SOURCE / "times.json").write_text(json.dumps(times, indent=1))
 
     shutil.rmtree(SITE, ignore_errors=True)
-    build = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(ROOT / "book"),
+    build = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(CONF),
                             str(SOURCE), str(SITE)])
     if build.returncode != 0:
         failures.append(f"sphinx-build exited with status {build.returncode}")

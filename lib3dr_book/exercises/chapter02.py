@@ -11,9 +11,9 @@ right. ``reference_*`` are the solutions the chapter runs through the checks.
 """
 import torch
 
-from lib3dr.blending import BlendParams, softmax_rgb_blend
-from lib3dr.rasterizer import (Fragments, default_blur_radius, rasterize_meshes,
-                               silhouette_from_dists)
+from lib3dr.renderer.blending import BlendParams, softmax_rgb_blend
+from lib3dr.renderer.blending import silhouette_from_dists
+from lib3dr.renderer.rasterizer import default_blur_radius, Fragments, rasterize_meshes
 from lib3dr.structures import Meshes
 from lib3dr.utils import ico_sphere
 
@@ -138,7 +138,7 @@ def reference_soft_rgb(colors, fragments, sigma, gamma, background, znear=1.0, z
 
 def check_soft_rgb(soft_rgb):
     """Checks ``soft_rgb(colors, fragments, sigma, gamma, background, znear, zfar) -> (N, H, W, 3)``
-    against ``lib3dr.blending.softmax_rgb_blend``, for several gamma down to 1e-6."""
+    against ``lib3dr.renderer.blending.softmax_rgb_blend``, for several gamma down to 1e-6."""
     sigma = 1e-3
     fragments = _test_fragments(sigma).detach()
     generator = torch.Generator().manual_seed(2)

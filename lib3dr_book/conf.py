@@ -1,6 +1,6 @@
 """Sphinx configuration of the book's site (``make book`` writes it to build/book/).
 
-The chapters arrive already executed (book/build.py runs them), so Sphinx only renders them.
+The chapters arrive already executed (lib3dr_book.site runs them), so Sphinx only renders them.
 Everything a page needs is copied next to it: the formulas are typeset by a local MathJax
 (sphinx-mathjax-offline), and no page loads a script from the network.
 """
@@ -9,7 +9,7 @@ author = "the lib3dr authors"
 extensions = ["myst_nb", "sphinx-mathjax-offline"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
-nb_execution_mode = "off"  # book/build.py executed the chapters and reports their failures
+nb_execution_mode = "off"  # lib3dr_book.site executed the chapters and reports their failures
 nb_ipywidgets_js = {}  # the widget manager comes from a CDN; offline, the panels show their static output
 myst_enable_extensions = ["dollarmath", "amsmath"]
 

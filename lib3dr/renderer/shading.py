@@ -7,9 +7,9 @@ is no face. Only covered fragments are lit: with K = 50 most of the (N, H, W, K)
 """
 import torch
 
-from lib3dr.interpolate import (covered_by_image, interpolate_covered, interpolate_face_attributes,
-                                scatter_covered)
-from lib3dr.lights import broadcast_to_points
+from lib3dr.renderer.interpolate import (covered_by_image, interpolate_covered,
+                                         interpolate_face_attributes, scatter_covered)
+from lib3dr.renderer.properties import broadcast_to_points
 
 
 def apply_lighting(points, normals, lights, cameras, materials, **camera_kwargs):

@@ -91,7 +91,7 @@ def _camera():
 def sphere_silhouette(centre, radius, image_size=IMAGE_SIZE, sigma=SIGMA):
     """Soft silhouette ``(1, H, W)`` of ``ico_sphere(2)`` scaled by ``radius`` and moved to
     ``centre`` (3,), seen by the chapter's camera; differentiable in both."""
-    from lib3dr.rasterizer import soft_silhouette
+    from lib3dr.renderer.silhouette import soft_silhouette
     from lib3dr.structures import Meshes
     from lib3dr.utils import ico_sphere
     sphere = ico_sphere(2)

@@ -6,10 +6,12 @@ constructor can be overridden per call, as can camera fields such as ``R=`` and 
 """
 import torch
 
-from lib3dr.blending import BlendParams, hard_rgb_blend, sigmoid_alpha_blend, softmax_rgb_blend
-from lib3dr.lights import Materials, PointLights
-from lib3dr.rasterizer import camera_overrides
-from lib3dr.shading import flat_shading, gouraud_shading, phong_shading
+from lib3dr.renderer.blending import (BlendParams, hard_rgb_blend, sigmoid_alpha_blend,
+                                      softmax_rgb_blend)
+from lib3dr.renderer.lights import PointLights
+from lib3dr.renderer.materials import Materials
+from lib3dr.renderer.cameras import camera_overrides
+from lib3dr.renderer.shading import flat_shading, gouraud_shading, phong_shading
 
 
 class ShaderBase(torch.nn.Module):
@@ -21,6 +23,7 @@ class ShaderBase(torch.nn.Module):
         self.blend_params = blend_params if blend_params is not None else BlendParams()
 
     def to(self, device):
+        """Moves the cameras, lights and materials to ``device``, in place; returns self."""
         for name in ("cameras", "lights", "materials"):
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name).to(device))
@@ -101,7 +104,7 @@ class SoftSilhouetteShader(torch.nn.Module):
     """The soft silhouette: alpha ``1 - prod_k (1 - sigmoid(-dists_k / sigma))``, RGB 1.
 
     ``MeshRenderer`` with this shader skips the fragments and computes alpha with the fused
-    kernel (``lib3dr.rasterizer.soft_silhouette_ndc``) when a compiled backend is available.
+    kernel (``lib3dr.renderer.silhouette.soft_silhouette_ndc``) when a compiled backend is available.
     """
 
     def __init__(self, blend_params=None):

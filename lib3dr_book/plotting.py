@@ -1,33 +1,13 @@
-"""Figures for the chapters: image grids, loss curves, GIFs, all written under ``build/``.
+"""Figures for the chapters: image grids, loss curves, GIFs, all written under the book's ``build/``.
 
 Chapters import these instead of repeating matplotlib code; each function returns what it drew or
 wrote so that a notebook can show it and a test can check it.
 """
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-
-def repo_root():
-    """The repository that holds this package (where ``data/`` and ``build/`` live)."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def data_path(*parts):
-    """Path of a file shipped in ``data/``, e.g. ``data_path("cow_mesh", "cow.obj")``."""
-    path = os.path.join(repo_root(), "data", *parts)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist: lib3dr's data/ folder ships with the repository")
-    return path
-
-
-def build_path(*parts):
-    """Path under ``build/`` (created as needed) for figures and other outputs."""
-    path = os.path.join(repo_root(), "build", *parts)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
+from lib3dr_book.paths import build_path
 
 
 def to_numpy_image(image):

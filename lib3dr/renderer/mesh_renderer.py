@@ -1,0 +1,48 @@
+"""``MeshRenderer``: a rasterizer and a shader, one call from meshes to images ``(N, H, W, 4)``."""
+import torch
+
+from lib3dr import _backend
+from lib3dr.renderer.rasterizer import resolved_settings
+from lib3dr.renderer.shader import SoftSilhouetteShader
+from lib3dr.renderer.silhouette import soft_silhouette_ndc
+
+
+class MeshRendererWithFragments(torch.nn.Module):
+    """``forward(meshes_world, **kwargs)`` -> ``(images (N, H, W, 4), fragments)``; ``kwargs``
+    (``R=``, ``T=``, ``cameras=``, ``lights=``, ...) reach both the rasterizer and the shader."""
+
+    def __init__(self, rasterizer, shader):
+        super().__init__()
+        self.rasterizer = rasterizer
+        self.shader = shader
+
+    def to(self, device):
+        """Moves the rasterizer's and the shader's cameras, lights and materials, in place."""
+        self.rasterizer.to(device)
+        self.shader.to(device)
+        return self
+
+    def forward(self, meshes_world, **kwargs):
+        fragments = self.rasterizer(meshes_world, **kwargs)
+        return self.shader(fragments, meshes_world, **kwargs), fragments
+
+
+class MeshRenderer(MeshRendererWithFragments):
+    """``forward(meshes_world, **kwargs)`` -> images ``(N, H, W, 4)``.
+
+    With a ``SoftSilhouetteShader`` and a compiled backend, the silhouette is computed by the
+    fused kernel: the same image, without the ``(N, H, W, K)`` fragments in memory.
+    """
+
+    def forward(self, meshes_world, **kwargs):
+        if isinstance(self.shader, SoftSilhouetteShader):
+            cameras, settings = self.rasterizer.scene(kwargs)
+            options = resolved_settings(settings, cameras)
+            device = meshes_world.verts_packed().device
+            if _backend.resolve(options["backend"], device) != "torch":
+                sigma = kwargs.get("blend_params", self.shader.blend_params).sigma
+                alpha = soft_silhouette_ndc(self.rasterizer.transform(meshes_world, **kwargs),
+                                            sigma, **options)
+                return torch.cat([torch.ones(*alpha.shape, 3, dtype=alpha.dtype,
+                                             device=alpha.device), alpha[..., None]], dim=-1)
+        return super().forward(meshes_world, **kwargs)[0]
