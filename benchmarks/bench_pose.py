@@ -22,8 +22,12 @@ R (exactly the same for an orthographic camera); "success up to symmetry" accept
 three times faster; chapter 5's path with the cow hidden for frames 25-29) and reports mean and
 max rotation error, frames per second and re-initialisations.
 
-Prints a table and writes build/bench_pose.json and build/bench_pose.md; rows of an earlier run
-in build/bench_pose.json are kept unless this run measures them again.
+Prints a table and writes build/bench_pose.json (with every fit) and build/bench_pose.md; rows of
+an earlier run in build/bench_pose.json are kept unless this run measures them again. It also
+updates the committed summary benchmarks/results/bench_pose.json (--tracking:
+benchmarks/results/bench_tracking.json) the same way: one row per mesh and method with its
+figures, when and on what it was measured. The chapters read their numbers from there; --results
+PATH writes it elsewhere (for a quick trial with few targets).
 """
 import argparse
 import json
@@ -41,12 +45,14 @@ sys.path.insert(0, ROOT)
 
 from lib3dr.io import load_objs_as_meshes  # noqa: E402
 from lib3dr.pose import LookAtPose, _roll, fit_pose, hard_silhouette, silhouette_iou, track  # noqa: E402
-from lib3dr.posefit import camera_from_position, rotation_error_degrees  # noqa: E402
+from lib3dr.pose import camera_from_position, rotation_error_degrees  # noqa: E402
 from lib3dr.renderer import (BlendParams, FoVPerspectiveCameras, HardPhongShader,  # noqa: E402
                              MeshRasterizer, MeshRenderer, PointLights, RasterizationSettings,
                              SoftSilhouetteShader, camera_position_from_spherical_angles)
 
 SIZE = 256
+SUCCESS_DEGREES, SUCCESS_IOU = 2.0, 0.98  # a fit succeeds: rotation error below, IoU above
+OTHER_VALLEY_DEGREES = 45.0               # a failure this far off ended in another valley
 MESHES = {"teapot": "data/teapot.obj", "cow": "data/cow_mesh/cow.obj"}
 MIRROR = torch.diag(torch.tensor([1.0, 1.0, -1.0]))
 
@@ -120,12 +126,52 @@ def run_fits(mesh_name, method, n, seed, roll=False):
 
 
 def summarise(rows):
-    ok = [r["iou"] > 0.98 and r["rotation_error"] < 2 for r in rows]
-    ok_sym = [r["iou"] > 0.98 and r["rotation_error_sym"] < 2 for r in rows]
+    ok = [r["iou"] > SUCCESS_IOU and r["rotation_error"] < SUCCESS_DEGREES for r in rows]
+    ok_sym = [r["iou"] > SUCCESS_IOU and r["rotation_error_sym"] < SUCCESS_DEGREES for r in rows]
     median = lambda key: statistics.median(r[key] for r in rows)  # noqa: E731
+    span = lambda values: [min(values), max(values)] if values else None  # noqa: E731
+    close = [r for r in rows if r["rotation_error"] < SUCCESS_DEGREES]
+    failed = [r for r, good in zip(rows, ok) if not good]
+    far = [r for r in failed if r["rotation_error"] > OTHER_VALLEY_DEGREES]
+    near = [r for r in failed if r["rotation_error"] <= OTHER_VALLEY_DEGREES]
     return {"fits": len(rows), "success": sum(ok) / len(rows), "success_sym": sum(ok_sym) / len(rows),
             "median_rotation_error": median("rotation_error"), "median_centre_error": median("centre_error"),
-            "median_iou": median("iou"), "median_seconds": median("seconds")}
+            "median_iou": median("iou"), "median_seconds": median("seconds"),
+            "max_seconds": max(r["seconds"] for r in rows),
+            # fits within SUCCESS_DEGREES whatever their IoU, and the best IoU among them
+            "within_degrees": len(close), "best_iou_within_degrees": max((r["iou"] for r in close), default=None),
+            # failures more than OTHER_VALLEY_DEGREES off, and the others
+            "failures_other_valley": len(far), "other_valley_degrees": span([r["rotation_error"] for r in far]),
+            "other_valley_iou": span([r["iou"] for r in far]),
+            "failures_near": len(near), "near_failure_degrees": span([r["rotation_error"] for r in near]),
+            "near_failure_iou": span([r["iou"] for r in near])}
+
+
+def machine_info():
+    """What the figures were measured on: CPU model, cores, platform, torch."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def update_results(path, rows, about):
+    """Merges ``rows`` (name -> figures) into the committed results file at ``path``."""
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)["results"]
+    results.update(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"about": about, "success": {"max_rotation_error_degrees": SUCCESS_DEGREES, "min_iou": SUCCESS_IOU,
+                                              "other_valley_degrees": OTHER_VALLEY_DEGREES},
+                   "results": dict(sorted(results.items()))}, f, indent=1)
+        f.write("\n")
 
 
 def chapter5_path(num_frames, speed=1.0):
@@ -165,9 +211,14 @@ def main():
     parser.add_argument("--roll", action="store_true",
                         help="targets with a random in-plane roll (6-DoF); fit_pose only")
     parser.add_argument("--tracking", action="store_true", help="run the tracking benchmark instead")
+    parser.add_argument("--results", default=None,
+                        help="summary file to update (default benchmarks/results/bench_pose.json, or "
+                             "bench_tracking.json with --tracking)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    info = machine_info()
+    machine = f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}"
+    measured = time.strftime("%Y-%m-%d %H:%M")
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     if args.tracking:
         results = run_tracking()
@@ -176,18 +227,23 @@ def main():
         lines += [f"| {k} | {v['frames']} | {v['mean_rotation_error']:.2f} | {v['max_rotation_error']:.2f} | "
                   f"{v['fps']:.1f} | {v['reinitialisations']} |" for k, v in results.items()]
         name = "bench_tracking"
+        summary = {key: {**value, "measured": measured, "machine": info} for key, value in results.items()}
+        about = ("lib3dr.pose.track on 60-frame cow sequences at 128x128 from the true first pose "
+                 "(benchmarks/bench_pose.py --tracking)")
     else:
         # Rows of earlier runs stay unless this run measures them again (--methods fit_pose
         # reruns one method and keeps the other's rows).
         previous = os.path.join(ROOT, "build", "bench_pose.json")
         results = json.load(open(previous))["results"] if os.path.exists(previous) else {}
+        summary = {}  # the rows of this run, for the committed results file
         for mesh_name in args.meshes.split(","):
             for method in args.methods.split(","):
                 if args.roll and method == "textbook":
                     continue  # the textbook's look-at camera cannot roll
                 rows = run_fits(mesh_name, method, args.targets, args.seed, args.roll)
-                results[f"{mesh_name}/{method}{' (rolled)' if args.roll else ''}"] = {"summary": summarise(rows), "fits": rows,
-                                                    "measured": time.strftime("%Y-%m-%d %H:%M")}
+                key = f"{mesh_name}/{method}{' (rolled)' if args.roll else ''}"
+                results[key] = {"summary": summarise(rows), "fits": rows, "measured": measured, "machine": info}
+                summary[key] = {**results[key]["summary"], "measured": measured, "machine": info}
         lines = ["| mesh | method | fits | success | success up to symmetry | median rot. error (deg) | "
                  "median centre error | median IoU | median s per fit |",
                  "| --- | --- | --: | --: | --: | --: | --: | --: | --: |"]
@@ -199,12 +255,17 @@ def main():
                          f"{s['median_rotation_error']:.2f} | {s['median_centre_error']:.3f} | "
                          f"{s['median_iou']:.4f} | {s['median_seconds']:.1f} |")
         name = "bench_pose"
+        about = (f"seeded look-at targets at {SIZE}x{SIZE}: the textbook's fit and lib3dr.pose.fit_pose "
+                 "(benchmarks/bench_pose.py)")
     table = "\n".join([f"{machine}, {time.strftime('%Y-%m-%d %H:%M')}", ""] + lines)
     print(table)
     with open(os.path.join(ROOT, "build", f"{name}.json"), "w") as f:
         json.dump({"machine": machine, "results": results}, f, indent=1)
     with open(os.path.join(ROOT, "build", f"{name}.md"), "w") as f:
         f.write(table + "\n")
+    results_path = args.results or os.path.join(ROOT, "benchmarks", "results", f"{name}.json")
+    update_results(results_path, summary, about)
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -51,12 +51,12 @@ import torch
 from tqdm.auto import tqdm
 
 import lib3dr
-from lib3dr.exercises import chapter01
-from lib3dr.plotting import image_grid, plot_curves, save_figure, write_gif
+from lib3dr_book.exercises import chapter01
+from lib3dr_book.plotting import image_grid, plot_curves, save_figure, write_gif
 from lib3dr.renderer import (AmbientLights, BlendParams, FoVPerspectiveCameras, HardPhongShader,
                              MeshRasterizer, MeshRenderer, PointLights, RasterizationSettings,
                              SoftPhongShader, TexturesVertex, look_at_view_transform)
-from lib3dr.rasterizer import default_blur_radius
+from lib3dr.renderer.rasterizer import default_blur_radius
 from lib3dr.structures import Meshes
 from lib3dr.utils import ico_sphere
 

@@ -44,12 +44,14 @@ from tqdm.auto import tqdm
 
 import lib3dr
 import lib3dr.rasterize_torch
-from lib3dr.blending import coverage_probability
-from lib3dr.exercises import chapter02
+from lib3dr.renderer.blending import coverage_probability
+from lib3dr_book.exercises import chapter02
 from lib3dr.io import load_objs_as_meshes
-from lib3dr.plotting import data_path, image_grid, save_figure
-from lib3dr.rasterizer import (RasterMemoryError, default_blur_radius, memory_estimate,
-                               set_memory_limit, silhouette_from_dists)
+from lib3dr_book.paths import data_path
+from lib3dr_book.plotting import image_grid, save_figure
+from lib3dr.renderer.blending import silhouette_from_dists
+from lib3dr.renderer.memory import memory_estimate, RasterMemoryError, set_memory_limit
+from lib3dr.renderer.rasterizer import default_blur_radius
 from lib3dr.renderer import (BlendParams, FoVPerspectiveCameras, HardPhongShader, MeshRasterizer,
                              MeshRenderer, PointLights, RasterizationSettings, SoftPhongShader,
                              look_at_view_transform)
@@ -287,8 +289,8 @@ assert abs(torch.sigmoid(torch.tensor(-default_blur_radius(sigma) / sigma, dtype
 #
 # $$ \alpha = 1 - \prod_{k=1}^{K} (1 - D_k), $$
 #
-# the soft silhouette. Padded slots must contribute $D = 0$. `lib3dr.blending.coverage_probability`
-# computes $D$ from the fragments and `lib3dr.rasterizer.silhouette_from_dists` computes
+# the soft silhouette. Padded slots must contribute $D = 0$. `lib3dr.renderer.blending.coverage_probability`
+# computes $D$ from the fragments and `lib3dr.renderer.blending.silhouette_from_dists` computes
 # $\alpha$; the `SoftSilhouetteShader` returns $\alpha$ as its alpha channel.
 
 # %%
@@ -456,7 +458,7 @@ assert errors[0] < errors[1] < errors[2], "larger gamma mixes in more of the fac
 # C++ and CUDA kernels. Its docstring states the idea:
 
 # %%
-print(lib3dr.rasterize_torch.__doc__)
+print(lib3dr.renderer.rasterize_torch.__doc__)
 
 
 # %% [markdown]
@@ -475,7 +477,7 @@ def quote(function, first, last):
     print("\n".join(lines[start:stop + 1]))
 
 
-quote(lib3dr.rasterize_torch.eval_pixel_faces, "# Barycentrics", "dist = torch.where")
+quote(lib3dr.renderer.rasterize_torch.eval_pixel_faces, "# Barycentrics", "dist = torch.where")
 
 # %% [markdown]
 # **Step 1, which faces** (`_select_faces`): for each tile of pixels it gathers the faces whose
@@ -485,8 +487,8 @@ quote(lib3dr.rasterize_torch.eval_pixel_faces, "# Barycentrics", "dist = torch.w
 # `torch.no_grad()`, on detached vertices:
 
 # %%
-quote(lib3dr.rasterize_torch._select_faces, "covers, z, _, _ = eval_pixel_faces", "chosen[~z_sorted")
-quote(lib3dr.rasterize_torch.rasterize_faces_torch, "with torch.no_grad()", "tile)")
+quote(lib3dr.renderer.rasterize_torch._select_faces, "covers, z, _, _ = eval_pixel_faces", "chosen[~z_sorted")
+quote(lib3dr.renderer.rasterize_torch.rasterize_faces_torch, "with torch.no_grad()", "tile)")
 
 # %% [markdown]
 # **Step 2, what values**: with the choice fixed, the depth, barycentrics and distance of each
@@ -494,7 +496,7 @@ quote(lib3dr.rasterize_torch.rasterize_faces_torch, "with torch.no_grad()", "til
 # again, this time with autograd recording, only for the chosen pairs:
 
 # %%
-quote(lib3dr.rasterize_torch.rasterize_faces_torch, "# Step 2", "face_verts[pix_to_face[chosen]]")
+quote(lib3dr.renderer.rasterize_torch.rasterize_faces_torch, "# Step 2", "face_verts[pix_to_face[chosen]]")
 
 # %% [markdown]
 # Two consequences, checked below on a tiny scene of two triangles in NDC. The face indices carry
@@ -609,11 +611,11 @@ def rounding_bounds(frags):
     covered = frags.pix_to_face >= 0
     slot = covered.nonzero(as_tuple=True)                      # (n, y, x, k) of every covered slot
     H, W = covered.shape[1:3]
-    px = lib3dr.rasterize_torch.pixel_centers_ndc(W, 1.0, torch.float64, "cpu")[slot[2]].requires_grad_()
-    py = lib3dr.rasterize_torch.pixel_centers_ndc(H, 1.0, torch.float64, "cpu")[slot[1]].requires_grad_()
+    px = lib3dr.renderer.rasterize_torch.pixel_centers_ndc(W, 1.0, torch.float64, "cpu")[slot[2]].requires_grad_()
+    py = lib3dr.renderer.rasterize_torch.pixel_centers_ndc(H, 1.0, torch.float64, "cpu")[slot[1]].requires_grad_()
     corners = faces[frags.pix_to_face[covered]]                # (M, 3) vertices of each slot's face
     face_ndc = ndc.detach()[corners].requires_grad_()
-    _, z, bary, dist = lib3dr.rasterize_torch.eval_pixel_faces(px, py, face_ndc, blur_radius, True, True, False)
+    _, z, bary, dist = lib3dr.renderer.rasterize_torch.eval_pixel_faces(px, py, face_ndc, blur_radius, True, True, False)
 
     def bound(f):   # c u (s_f + |f|), per slot; the pixel centres are below 1
         g_face, g_x, g_y = torch.autograd.grad(f.sum(), (face_ndc, px, py), retain_graph=True)
@@ -682,7 +684,7 @@ assert not ((tampered - reference_grad).double().abs() <= 2 * grad_bound).all()
 #
 # Fragments are big. Each of the $N \cdot H \cdot W \cdot K$ slots holds `pix_to_face` (8 bytes),
 # `zbuf` (4), `bary_coords` (12) and `dists` (4), and the backward pass needs gradients for the
-# last three (20): **48 bytes per face per pixel**. `lib3dr.rasterizer.memory_estimate(N, H, W, K)`
+# last three (20): **48 bytes per face per pixel**. `lib3dr.renderer.memory.memory_estimate(N, H, W, K)`
 # computes the bill:
 
 # %%
