@@ -66,8 +66,9 @@ def sigmoid_alpha_blend(colors, fragments, blend_params):
 def softmax_rgb_blend(colors, fragments, blend_params, znear=1.0, zfar=100.0):
     """Soft Rasterizer's colour aggregation.
 
-    Each face gets the weight ``w_k = D_k exp((z_k - z_max) / gamma)`` with the inverse depth
-    ``z_k = (zfar - zbuf_k) / (zfar - znear)``, the background ``w_b = exp((eps - z_max) / gamma)``;
+    Each face gets the weight ``w_k = D_k exp((z_k - z_max) / gamma)`` with the normalised depth
+    ``z_k = (zfar - zbuf_k) / (zfar - znear)`` (reversed and linear in depth, as PyTorch3D and
+    Soft Rasterizer's released code have it; chapter 2 compares it with 1/z), the background ``w_b = exp((eps - z_max) / gamma)``;
     ``rgb = (sum_k w_k c_k + w_b c_bg) / (sum_k w_k + w_b)`` and ``alpha = 1 - prod_k (1 - D_k)``.
     Subtracting ``z_max`` (the nearest face) keeps the exponentials finite for tiny gamma.
     ``znear``/``zfar`` are numbers or ``(N,)`` tensors.
@@ -80,9 +81,9 @@ def softmax_rgb_blend(colors, fragments, blend_params, znear=1.0, zfar=100.0):
         zfar = zfar.reshape(-1, 1, 1, 1)
     if torch.is_tensor(znear):
         znear = znear.reshape(-1, 1, 1, 1)
-    z_inv = (zfar - fragments.zbuf) / (zfar - znear) * valid
-    z_max = z_inv.amax(dim=-1, keepdim=True).clamp_min(eps)
-    weights = D * torch.exp((z_inv - z_max) / blend_params.gamma)
+    z_norm = (zfar - fragments.zbuf) / (zfar - znear) * valid
+    z_max = z_norm.amax(dim=-1, keepdim=True).clamp_min(eps)
+    weights = D * torch.exp((z_norm - z_max) / blend_params.gamma)
     w_background = torch.exp((eps - z_max) / blend_params.gamma).clamp_min(eps)
     denom = weights.sum(dim=-1, keepdim=True) + w_background
     rgb = ((weights[..., None] * colors).sum(dim=-2)
