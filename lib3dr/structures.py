@@ -100,7 +100,7 @@ class Meshes:
         faces: a list of N integer tensors (F_n, 3), or an integer tensor (N, F, 3) in which rows of -1 are
             padding and come after the mesh's real faces. Indices are 0-based and local to each mesh.
             Stored as int64.
-        textures: optional ``TexturesVertex`` / ``TexturesUV`` (from ``lib3dr.textures``) holding one entry per
+        textures: optional ``TexturesVertex`` / ``TexturesUV`` (from ``lib3dr.renderer.textures``) holding one entry per
             mesh; checked against the meshes with ``textures.check_shapes(self)``.
 
     Meshes with 0 vertices and 0 faces are allowed. Raises ValueError on malformed input.
@@ -502,7 +502,7 @@ def join_meshes_as_scene(meshes, include_textures=True):
 
 def _join_textures_as_scene(textures):
     """The textures of a batch as the textures of one mesh whose faces are the batch's packed faces."""
-    from lib3dr.renderer.textures import TexturesUV, TexturesVertex  # imported here: lib3dr.textures imports this module
+    from lib3dr.renderer.textures import TexturesUV, TexturesVertex  # imported here: lib3dr.renderer.textures imports this module
 
     if isinstance(textures, TexturesVertex):
         return TexturesVertex([textures.verts_features_packed()])

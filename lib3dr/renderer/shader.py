@@ -1,6 +1,6 @@
 """Shaders: ``nn.Module``s that turn ``Fragments`` into ``(N, H, W, 4)`` RGBA images.
 
-Each combines a texture lookup, a shading function (lib3dr.shading) and a blend (lib3dr.blending),
+Each combines a texture lookup, a shading function (lib3dr.renderer.shading) and a blend (lib3dr.renderer.blending),
 with PyTorch3D's names. ``cameras=``, ``lights=``, ``materials=``, ``blend_params=`` given to the
 constructor can be overridden per call, as can camera fields such as ``R=`` and ``T=``.
 """
