@@ -131,9 +131,14 @@ test: test-python test-chapters test-book test-variants test-cuda-build
 test-python-%: .venvs/py%/.lib3dr-install
 	.venvs/py$*/bin/python -m pytest tests/ -q -p no:cacheprovider
 
+# Where nvcc is found, make test already ran the tests under 3.13 (the CUDA build's environment).
 test-pythons:
 	$(if $(PYTHON_OLDEST),@$(MAKE) --no-print-directory test-python-3.10,@echo "python3.10 not found: skipping it")
+ifeq ($(NVCC),)
 	$(if $(PYTHON_NEWEST),@$(MAKE) --no-print-directory test-python-3.13,@echo "python3.13 not found: skipping it")
+else
+	@echo "python3.13: tested by make test's CUDA build (.venvs/cuda)"
+endif
 
 book: setup $(NOTEBOOKS)
 	$(PY) -m lib3dr_book.site $(NOTEBOOKS)
