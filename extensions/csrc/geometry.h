@@ -290,20 +290,43 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
   return eval_coverage(p, f, s, out) && eval_depth(f, s, out);
 }
 
-// Adds grad_dist * d dist / d(face) to grad_face: dist = -+ the squared distance to the nearest
-// edge, which moves with that edge's two vertices only.
+// The corners of edge e, from corner e to corner e + 1 (mod 3), selected rather than indexed: a
+// loop over pixels whose nearest edge varies per pixel vectorizes only so.
+template <typename T>
+LIB3DR_HD void edge_corners(const Vec2<T> v[3], int e, Vec2<T>& a, Vec2<T>& b) {
+  a = {e == 0 ? v[0].x : (e == 1 ? v[1].x : v[2].x), e == 0 ? v[0].y : (e == 1 ? v[1].y : v[2].y)};
+  b = {e == 0 ? v[1].x : (e == 1 ? v[2].x : v[0].x), e == 0 ? v[1].y : (e == 1 ? v[2].y : v[0].y)};
+}
+
+// grad_dist * d dist / d(x, y) of each corner, into grad_v: dist = -+ the squared distance to the
+// nearest edge, which moves with that edge's two corners only. Corner i starts edge i and ends
+// edge i - 1 (mod 3); weights of 0 and 1 route the edge's gradient to them, with no branch and
+// no index, so that the CPU's loops over pixels vectorize with it.
+template <typename T>
+LIB3DR_HD void nearest_edge_backward(Vec2<T> p, const Vec2<T> v[3], const DistanceHit<T>& hit,
+                                     T grad_dist, Vec2<T> grad_v[3]) {
+  const int e = hit.edge;
+  Vec2<T> a, b, ga = {T(0), T(0)}, gb = {T(0), T(0)};
+  edge_corners(v, e, a, b);
+  point_segment_dist2_backward(p, a, b, hit.edge_t, hit.inside ? -grad_dist : grad_dist, ga, gb);
+  const T on_edge[3] = {T(e == 0), T(e == 1), T(e == 2)};
+  for (int i = 0; i < 3; ++i) {
+    grad_v[i] = {on_edge[i] * ga.x + on_edge[(i + 2) % 3] * gb.x,
+                 on_edge[i] * ga.y + on_edge[(i + 2) % 3] * gb.y};
+  }
+}
+
+// Adds grad_dist * d dist / d(face) to grad_face (nearest_edge_backward; z has no gradient).
 template <typename T, typename G>
 LIB3DR_HD void eval_dist_backward(Vec2<T> p, const T* face, const DistanceHit<T>& hit,
                                   T grad_dist, G* grad_face) {
-  const int a = hit.edge, b = (hit.edge + 1) % 3;
-  Vec2<T> ga = {T(0), T(0)}, gb = {T(0), T(0)};
-  point_segment_dist2_backward(p, Vec2<T>{face[3 * a], face[3 * a + 1]},
-                               Vec2<T>{face[3 * b], face[3 * b + 1]}, hit.edge_t,
-                               hit.inside ? -grad_dist : grad_dist, ga, gb);
-  grad_face[3 * a] += G(ga.x);
-  grad_face[3 * a + 1] += G(ga.y);
-  grad_face[3 * b] += G(gb.x);
-  grad_face[3 * b + 1] += G(gb.y);
+  const Vec2<T> v[3] = {{face[0], face[1]}, {face[3], face[4]}, {face[6], face[7]}};
+  Vec2<T> gv[3];
+  nearest_edge_backward(p, v, hit, grad_dist, gv);
+  for (int i = 0; i < 3; ++i) {
+    grad_face[3 * i] += G(gv[i].x);
+    grad_face[3 * i + 1] += G(gv[i].y);
+  }
 }
 
 // Adds to grad_face (9 values, like `face`) the gradient of grad_z * z + grad_bary . bary +
@@ -395,6 +418,16 @@ template <typename T>
 LIB3DR_HD T log_one_minus_coverage(T dist, T sigma) {
   const T x = dist / sigma;
   return x < T(0) ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x));
+}
+
+// The soft silhouette alpha = 1 - T, with the transmittance T = prod_k (1 - D_k) over the faces
+// kept at a pixel. As dD / d dist = -D (1 - D) / sigma and d alpha / d D_k = T / (1 - D_k), one
+// face's distance has d alpha / d dist_k = -T D_k / sigma: nothing of the other faces but T, and
+// no division by 1 - D_k (0 for a fully covering face). Given weight = grad_alpha * T and
+// coverage = D_k, returns grad_alpha * d alpha / d dist_k.
+template <typename T>
+LIB3DR_HD T silhouette_dist_grad(T weight, T coverage, T sigma) {
+  return -weight * coverage / sigma;
 }
 
 }  // namespace lib3dr

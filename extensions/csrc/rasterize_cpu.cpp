@@ -21,8 +21,7 @@
 namespace lib3dr {
 namespace {
 
-constexpr int kTile = 16;  // tile side in pixels
-constexpr int kChunk = 8;  // the row kernels test a tile row in chunks of this many pixels
+constexpr int kChunk = 8;  // the row kernels test a tile row (kTile pixels) in chunks of this many
 
 // Runs body(thread, item) for every item in [0, count), spread round-robin over up to
 // at::get_num_threads() threads. Built with OpenMP (Linux), these are torch's own OpenMP threads:
@@ -61,24 +60,20 @@ struct TileBins {
   int tiles_x, tiles_y;
   std::vector<int64_t> start;
   std::vector<int64_t> faces;
+  int64_t tiles() const { return int64_t(tiles_x) * tiles_y; }  // per image
 };
 
 inline TileBins bin_faces(const RasterizeParams& p, const std::vector<PixelBox>& boxes,
                           const int64_t* mesh_first_face, const int64_t* mesh_num_faces) {
   TileBins bins;
-  bins.tiles_x = (p.width + kTile - 1) / kTile;
-  bins.tiles_y = (p.height + kTile - 1) / kTile;
-  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
-  bins.start.assign(p.num_meshes * tiles + 1, 0);
+  bins.tiles_x = tiles_along(p.width);
+  bins.tiles_y = tiles_along(p.height);
+  bins.start.assign(p.num_meshes * bins.tiles() + 1, 0);
   auto for_each_entry = [&](auto&& visit) {
     for (int n = 0; n < p.num_meshes; ++n)
-      for (int64_t f = mesh_first_face[n]; f < mesh_first_face[n] + mesh_num_faces[n]; ++f) {
-        const PixelBox& b = boxes[f];
-        if (b.x0 > b.x1 || b.y0 > b.y1) continue;
-        for (int ty = b.y0 / kTile; ty <= b.y1 / kTile; ++ty)
-          for (int tx = b.x0 / kTile; tx <= b.x1 / kTile; ++tx)
-            visit(n * tiles + int64_t(ty) * bins.tiles_x + tx, f);
-      }
+      for (int64_t f = mesh_first_face[n]; f < mesh_first_face[n] + mesh_num_faces[n]; ++f)
+        for_each_bin_of_box(boxes[f], n, bins.tiles_x, bins.tiles(),
+                            [&](int64_t bin) { visit(bin, f); });
   };
   for_each_entry([&](int64_t tile, int64_t) { ++bins.start[tile + 1]; });
   for (size_t i = 1; i < bins.start.size(); ++i) bins.start[i] += bins.start[i - 1];
@@ -88,15 +83,25 @@ inline TileBins bin_faces(const RasterizeParams& p, const std::vector<PixelBox>&
   return bins;
 }
 
-// The pixel rectangle of tile `item` (an index over meshes x tiles).
+// The pixels of tile `item` (a bin: an index over meshes x tiles): its mesh, and the rectangle of
+// w x h pixels from (x0, y0), smaller than kTile x kTile at the image's right and bottom edges.
 struct TileRect {
+  int64_t mesh;
   int x0, y0, w, h;
 };
 
 inline TileRect tile_rect(const RasterizeParams& p, const TileBins& bins, int64_t item) {
-  const int64_t tile = item % (int64_t(bins.tiles_x) * bins.tiles_y);
-  const int x0 = int(tile % bins.tiles_x) * kTile, y0 = int(tile / bins.tiles_x) * kTile;
-  return {x0, y0, std::min(kTile, p.width - x0), std::min(kTile, p.height - y0)};
+  const BinOrigin o = bin_origin(item, bins.tiles_x, bins.tiles());
+  return {o.mesh, o.x0, o.y0, std::min(kTile, p.width - o.x0), std::min(kTile, p.height - o.y0)};
+}
+
+// Calls body(local, index) for each pixel of the tile: its index within the tile (row-major,
+// kTile per row) and in the (N, H, W) images.
+template <typename Body>
+void for_each_tile_pixel(const RasterizeParams& p, const TileRect& tile, const Body& body) {
+  for (int ly = 0; ly < tile.h; ++ly)
+    for (int lx = 0; lx < tile.w; ++lx)
+      body(ly * kTile + lx, pixel_index(p, tile.mesh, tile.x0 + lx, tile.y0 + ly));
 }
 
 // NDC centres of every pixel column and row, computed once per call.
@@ -104,11 +109,15 @@ template <typename T>
 struct PixelCentres {
   std::vector<T> x, y;
   explicit PixelCentres(const RasterizeParams& p)
-      : x((p.width + kTile - 1) / kTile * kTile, T(0)), y(p.height) {
+      : x(tiles_along(p.width) * kTile, T(0)), y(p.height) {
     for (int i = 0; i < p.width; ++i) x[i] = T(pixel_center_ndc(i, p.width, ndc_range_x(p)));
     for (int i = 0; i < p.height; ++i) y[i] = T(pixel_center_ndc(i, p.height, ndc_range_y(p)));
   }
   Vec2<T> operator()(int col, int row) const { return {x[col], y[row]}; }
+  // The centre of pixel `local` (for_each_tile_pixel) of the tile.
+  Vec2<T> at(const TileRect& tile, int local) const {
+    return (*this)(tile.x0 + local % kTile, tile.y0 + local / kTile);
+  }
 };
 
 // exp(x) for x <= 0, in a form the compiler vectorizes (std::exp is a library call, which stops
@@ -236,17 +245,17 @@ __attribute__((always_inline)) inline void attenuate_rows(const FaceSetup<T>& fa
 
 // The fused backward's work for a face that needs no depth at any pixel, over the pixels of its
 // box in these rows where it is surely nearer than the pixel's cut (its depth_range ends below
-// cut_z, which is infinite where there is no cut): the gradient of sum_pixels weight * alpha
-// with respect to the face's (x, y), into grad_xy (x0, y0, x1, y1, x2, y2). Per pixel it is
-// eval_dist_backward with grad_dist = -weight * D / sigma; the nearest edge's vertices are
-// selected rather than indexed, and the sums kept per lane, so that the loop vectorizes.
+// cut_z, which is infinite where there is no cut): the gradient of sum_pixels grad_alpha * alpha
+// with respect to the face's (x, y), into grad_xy (x0, y0, x1, y1, x2, y2), given weight =
+// grad_alpha * transmittance. Per pixel it is the scalar path's silhouette_dist_grad and
+// nearest_edge_backward (which has eval_dist_backward's routing); the sums are kept per lane, so
+// that the loop vectorizes.
 template <typename T>
 __attribute__((always_inline)) inline void distance_gradient_rows(
     const FaceSetup<T>& face, T blur_radius, T sigma, const T* xs, const T* ys, TileSpan span,
     const T* weight, const T* cut_z, T grad_xy[6]) {
   const FaceSetup<T> local = face;
   const T kept_below = depth_range(local).hi;
-  const Vec2<T>* v = local.v;
   T sums[6][kChunk] = {};
   for_each_row_chunk(span, [&](int r, int c) __attribute__((always_inline)) {
     const T* x = xs + c;
@@ -259,21 +268,12 @@ __attribute__((always_inline)) inline void distance_gradient_rows(
       const bool covered = coverage_distance(pix, local, blur_radius, h) & (k >= first) &
                            (k <= last) & (kept_below < chunk_cut_z[k]);
       const T d = coverage_probability_vectorizable(h.dist, sigma);
-      const T grad_dist = covered ? -chunk_weight[k] * d / sigma : T(0);
-      const int e = h.edge;  // from vertex e to vertex e + 1 (mod 3)
-      const Vec2<T> a = {e == 0 ? v[0].x : (e == 1 ? v[1].x : v[2].x),
-                         e == 0 ? v[0].y : (e == 1 ? v[1].y : v[2].y)};
-      const Vec2<T> b = {e == 0 ? v[1].x : (e == 1 ? v[2].x : v[0].x),
-                         e == 0 ? v[1].y : (e == 1 ? v[2].y : v[0].y)};
-      Vec2<T> ga = {T(0), T(0)}, gb = {T(0), T(0)};
-      point_segment_dist2_backward(pix, a, b, h.edge_t, h.inside ? -grad_dist : grad_dist, ga,
-                                   gb);
-      // Vertex i starts edge i and ends edge i - 1. Weights of 0 and 1 route the gradient to
-      // them: selections here would keep the loop from vectorizing.
-      const T on_edge[3] = {T(e == 0), T(e == 1), T(e == 2)};
+      const T grad_dist = covered ? silhouette_dist_grad(chunk_weight[k], d, sigma) : T(0);
+      Vec2<T> gv[3];
+      nearest_edge_backward(pix, local.v, h, grad_dist, gv);
       for (int i = 0; i < 3; ++i) {
-        sums[2 * i][k] += on_edge[i] * ga.x + on_edge[(i + 2) % 3] * gb.x;
-        sums[2 * i + 1][k] += on_edge[i] * ga.y + on_edge[(i + 2) % 3] * gb.y;
+        sums[2 * i][k] += gv[i].x;
+        sums[2 * i + 1][k] += gv[i].y;
       }
     }
   });
@@ -534,45 +534,41 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
   const PixelCentres<T> centres(p);
   const int K = p.faces_per_pixel;
-  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
   std::vector<TileHits<T>> scratch(thread_slots());
   std::vector<std::vector<int>> orders(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
     TileHits<T>& hits = scratch[thread];
     collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
-    const TileRect tile = tile_rect(p, tiled.bins, item);
-    const int64_t n = item / tiles;
     std::vector<int>& order = orders[thread];
-    for (int ly = 0; ly < tile.h; ++ly)
-      for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx, first = hits.start[local], count = hits.count[local];
-        // The K nearest, by depth and then face index.
-        order.resize(count);
-        for (int i = 0; i < count; ++i) order[i] = first + i;
-        const int kept = std::min(count, K);
-        auto nearer_hit = [&](int a, int b) {
-          return nearer(hits.grouped[a].z, hits.grouped_face[a], hits.grouped[b].z,
-                        hits.grouped_face[b]);
-        };
-        if (kept == count)  // all of them: a plain sort beats partial_sort's heap
-          std::sort(order.begin(), order.end(), nearer_hit);
-        else
-          std::partial_sort(order.begin(), order.begin() + kept, order.end(), nearer_hit);
-        const int64_t out = ((n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx) * K;
-        for (int k = 0; k < kept; ++k) {
-          const int64_t o = out + k;
-          const FragmentHit<T>& hit = hits.grouped[order[k]];
-          pix_to_face[o] = hits.grouped_face[order[k]];
-          zbuf[o] = hit.z;
-          dists[o] = hit.dist;
-          for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
-        }
-        // The padding, in runs that compile to wide stores: most of the output is padding.
-        std::fill_n(pix_to_face + out + kept, K - kept, int64_t(-1));
-        std::fill_n(zbuf + out + kept, K - kept, T(-1));
-        std::fill_n(dists + out + kept, K - kept, T(-1));
-        std::fill_n(bary + 3 * (out + kept), 3 * (K - kept), T(-1));
+    for_each_tile_pixel(p, tile_rect(p, tiled.bins, item), [&](int local, int64_t pixel) {
+      const int first = hits.start[local], count = hits.count[local];
+      // The K nearest, by depth and then face index.
+      order.resize(count);
+      for (int i = 0; i < count; ++i) order[i] = first + i;
+      const int kept = std::min(count, K);
+      auto nearer_hit = [&](int a, int b) {
+        return nearer(hits.grouped[a].z, hits.grouped_face[a], hits.grouped[b].z,
+                      hits.grouped_face[b]);
+      };
+      if (kept == count)  // all of them: a plain sort beats partial_sort's heap
+        std::sort(order.begin(), order.end(), nearer_hit);
+      else
+        std::partial_sort(order.begin(), order.begin() + kept, order.end(), nearer_hit);
+      const int64_t out = pixel * K;
+      for (int k = 0; k < kept; ++k) {
+        const int64_t o = out + k;
+        const FragmentHit<T>& hit = hits.grouped[order[k]];
+        pix_to_face[o] = hits.grouped_face[order[k]];
+        zbuf[o] = hit.z;
+        dists[o] = hit.dist;
+        for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
       }
+      // The padding, in runs that compile to wide stores: most of the output is padding.
+      std::fill_n(pix_to_face + out + kept, K - kept, int64_t(-1));
+      std::fill_n(zbuf + out + kept, K - kept, T(-1));
+      std::fill_n(dists + out + kept, K - kept, T(-1));
+      std::fill_n(bary + 3 * (out + kept), 3 * (K - kept), T(-1));
+    });
   });
 }
 
@@ -635,7 +631,6 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const PixelCentres<T> centres(p);
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const T sigma = T(p.sigma);
-  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
   std::vector<std::vector<std::vector<DepthHit<T>>>> covering(
       thread_slots(), std::vector<std::vector<DepthHit<T>>>(kTile * kTile));
   std::vector<std::vector<T>> scratch_bounds(thread_slots());
@@ -688,41 +683,36 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
                               nearest[local].push_back({pf.z, pf.z, hit.dist, f});
                             }
                           });
-    const int64_t n = item / tiles;
-    for (int ly = 0; ly < tile.h; ++ly)
-      for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx;
-        const int64_t o = (n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx;
-        state.cut_z[o] = T(0);
-        state.cut_face[o] = -1;
-        if (count[local] > p.faces_per_pixel) {
-          std::vector<DepthHit<T>>& hits = nearest[local];
-          // Only a depth that overflows to NaN can make the second visit find fewer faces than
-          // the first counted; then there is no cut.
-          const size_t kept = std::min(hits.size(), size_t(p.faces_per_pixel));
-          if (hits.size() > kept) {
-            const Vec2<T> pix = centres(tile.x0 + lx, tile.y0 + ly);
-            const DepthHit<T> kth = keep_nearest(hits, p.faces_per_pixel, scratch_bounds[thread],
-                                                 [&](const DepthHit<T>& hit) {
-              eval_depth_at(pix, prepare_face(face_verts + 9 * hit.face, s), s, pf);
-              return pf.z;
-            });
-            state.cut_z[o] = kth.lo;
-            state.cut_face[o] = kth.face;
-          }
-          transmittance[local] = T(1);
-          for (size_t k = 0; k < kept; ++k)
-            transmittance[local] *= T(1) - coverage_probability(hits[k].dist, sigma);
+    for_each_tile_pixel(p, tile, [&](int local, int64_t o) {
+      state.cut_z[o] = T(0);
+      state.cut_face[o] = -1;
+      if (count[local] > p.faces_per_pixel) {
+        std::vector<DepthHit<T>>& hits = nearest[local];
+        // Only a depth that overflows to NaN can make the second visit find fewer faces than
+        // the first counted; then there is no cut.
+        const size_t kept = std::min(hits.size(), size_t(p.faces_per_pixel));
+        if (hits.size() > kept) {
+          const Vec2<T> pix = centres.at(tile, local);
+          const DepthHit<T> kth = keep_nearest(hits, p.faces_per_pixel, scratch_bounds[thread],
+                                               [&](const DepthHit<T>& hit) {
+            eval_depth_at(pix, prepare_face(face_verts + 9 * hit.face, s), s, pf);
+            return pf.z;
+          });
+          state.cut_z[o] = kth.lo;
+          state.cut_face[o] = kth.face;
         }
-        state.transmittance[o] = transmittance[local];
-        alpha[o] = T(1) - transmittance[local];
+        transmittance[local] = T(1);
+        for (size_t k = 0; k < kept; ++k)
+          transmittance[local] *= T(1) - coverage_probability(hits[k].dist, sigma);
       }
+      state.transmittance[o] = transmittance[local];
+      alpha[o] = T(1) - transmittance[local];
+    });
   });
 }
 
-// With alpha = 1 - prod_k (1 - D_k) and dD/ddist = -D (1 - D) / sigma, the gradient of one face's
-// distance is d alpha / d dist_k = -transmittance * D_k / sigma: the forward's transmittance is
-// all the backward needs of the other faces, and it visits the pairs in any order.
+// The gradient of one face's distance, silhouette_dist_grad, needs of the other faces only the
+// forward's transmittance: the backward visits the pairs in any order.
 template <typename T>
 void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                   const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
@@ -733,11 +723,9 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
   const PixelCentres<T> centres(p);
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const T sigma = T(p.sigma);
-  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
   GradBuffers grads(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
     const TileRect tile = tile_rect(p, tiled.bins, item);
-    const int64_t n = item / tiles;
     // Per pixel of the tile: grad_alpha * transmittance (zero beyond the image), and the depth
     // cut (infinite where there is none, and beyond the image).
     T weight[kTile * kTile] = {};
@@ -746,16 +734,14 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
     int64_t cut_face[kTile * kTile];
     TileRowMasks cut = {};  // pixels with a cut and a gradient
     bool any = false;  // tiles with no gradient (the background of a masked loss) are skipped
-    for (int ly = 0; ly < tile.h; ++ly)
-      for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx;
-        const int64_t o = (n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx;
-        weight[local] = grad_alpha[o] * state.transmittance[o];
-        cut_face[local] = state.cut_face[o];
-        cut_z[local] = cut_face[local] < 0 ? std::numeric_limits<T>::infinity() : state.cut_z[o];
-        if (cut_face[local] >= 0 && weight[local] != T(0)) cut[ly] |= uint32_t(1) << lx;
-        any = any || weight[local] != T(0);
-      }
+    for_each_tile_pixel(p, tile, [&](int local, int64_t o) {
+      weight[local] = grad_alpha[o] * state.transmittance[o];
+      cut_face[local] = state.cut_face[o];
+      cut_z[local] = cut_face[local] < 0 ? std::numeric_limits<T>::infinity() : state.cut_z[o];
+      if (cut_face[local] >= 0 && weight[local] != T(0))
+        cut[local / kTile] |= uint32_t(1) << (local % kTile);
+      any = any || weight[local] != T(0);
+    });
     if (!any) return;
     std::vector<double>& g = grads[thread];
     if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
@@ -767,7 +753,8 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
       const bool cut = cut_face[local] >= 0;
       if (!silhouette_depth_ok(pix, face, s, hit, cut, pf)) return;
       if (cut && nearer(cut_z[local], cut_face[local], pf.z, f)) return;
-      const T grad_dist = -weight[local] * coverage_probability(hit.dist, sigma) / sigma;
+      const T grad_dist = silhouette_dist_grad(weight[local], coverage_probability(hit.dist, sigma),
+                                               sigma);
       eval_dist_backward(pix, face_verts + 9 * f, hit, grad_dist, g.data() + 9 * f);
     };
     const T* xs = centres.x.data() + tile.x0;
@@ -823,15 +810,17 @@ void silhouette_blend_forward_cpu(int64_t pixels, int K, double sigma, const int
   });
 }
 
-// d alpha / d dist_k = -transmittance * D_k / sigma, as in the fused kernel.
+// The fused kernels' gradient, silhouette_dist_grad, with the transmittance from the forward.
 template <typename T>
 void silhouette_blend_backward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
                                    const T* dists, const T* log_transmittance, const T* grad_alpha,
                                    T* grad_dists) {
   parallel_pixels(pixels, [&](int64_t i) {
-    const T weight = -grad_alpha[i] * std::exp(log_transmittance[i]) / T(sigma);
+    const T weight = grad_alpha[i] * std::exp(log_transmittance[i]), s = T(sigma);
     for (int64_t o = i * K; o < (i + 1) * K; ++o)
-      grad_dists[o] = pix_to_face[o] >= 0 ? weight * coverage_probability(dists[o], T(sigma)) : T(0);
+      grad_dists[o] = pix_to_face[o] < 0
+                          ? T(0)
+                          : silhouette_dist_grad(weight, coverage_probability(dists[o], s), s);
   });
 }
 

@@ -25,7 +25,6 @@
 namespace lib3dr {
 namespace {
 
-constexpr int kTile = 16;                // tile side in pixels, as on the CPU
 constexpr int kThreads = kTile * kTile;  // threads of a block: one per pixel of a tile
 constexpr int kMaxFacesPerPixel = 128;   // the largest per-thread list of nearest faces
 constexpr const char* kTooManyFacesPerPixel = "faces_per_pixel > 128 is not supported on CUDA";
@@ -107,13 +106,11 @@ __global__ void bin_faces_kernel(RasterizeParams p, const T* face_verts,
   const PixelBox b = face_pixel_box(p, face_verts + 9 * f);
   if (!fill) boxes[f] = b;
   const int n = mesh_of_face(f, mesh_first_face, mesh_num_faces, p.num_meshes);
-  if (n < 0 || b.x0 > b.x1 || b.y0 > b.y1) return;
-  for (int ty = b.y0 / kTile; ty <= b.y1 / kTile; ++ty)
-    for (int tx = b.x0 / kTile; tx <= b.x1 / kTile; ++tx) {
-      const int64_t bin = n * tiles + int64_t(ty) * tiles_x + tx;
-      const unsigned long long slot = atomicAdd(&cursor[bin], 1ULL);
-      if (fill) faces[start[bin] + slot] = int(f);
-    }
+  if (n < 0) return;
+  for_each_bin_of_box(b, n, tiles_x, tiles, [&](int64_t bin) {
+    const unsigned long long slot = atomicAdd(&cursor[bin], 1ULL);
+    if (fill) faces[start[bin] + slot] = int(f);
+  });
 }
 
 // Bins the faces of every mesh (bins.count is 0 for an empty batch or image).
@@ -121,8 +118,8 @@ template <typename T>
 const char* bin_faces(const RasterizeParams& p, const T* face_verts,
                       const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                       cudaStream_t stream, Scratch& scratch, Bins& bins) {
-  bins.tiles_x = (p.width + kTile - 1) / kTile;
-  bins.tiles = int64_t(bins.tiles_x) * ((p.height + kTile - 1) / kTile);
+  bins.tiles_x = tiles_along(p.width);
+  bins.tiles = int64_t(bins.tiles_x) * tiles_along(p.height);
   bins.count = p.num_meshes * bins.tiles;
   if (bins.count == 0) return nullptr;
   if (bins.count >= INT_MAX) return "too many (mesh, tile) bins for the CUDA rasterizer";
@@ -179,13 +176,13 @@ struct Pixel {
 template <typename T>
 __device__ Pixel<T> block_pixel(const RasterizeParams& p, const Bins& bins) {
   Pixel<T> px;
-  const int64_t mesh = blockIdx.x / bins.tiles, tile = blockIdx.x % bins.tiles;
-  px.x = int(tile % bins.tiles_x) * kTile + int(threadIdx.x);
-  px.y = int(tile / bins.tiles_x) * kTile + int(threadIdx.y);
+  const BinOrigin bin = bin_origin(blockIdx.x, bins.tiles_x, bins.tiles);
+  px.x = bin.x0 + int(threadIdx.x);
+  px.y = bin.y0 + int(threadIdx.y);
   px.in_image = px.x < p.width && px.y < p.height;
   px.ndc = {T(pixel_center_ndc(px.x, p.width, ndc_range_x(p))),
             T(pixel_center_ndc(px.y, p.height, ndc_range_y(p)))};
-  px.index = (mesh * p.height + px.y) * p.width + px.x;
+  px.index = pixel_index(p, bin.mesh, px.x, px.y);
   return px;
 }
 
@@ -301,26 +298,24 @@ __global__ void __launch_bounds__(kThreads)
   const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
   if (grad == T(0)) return;
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const T sigma = T(p.sigma), zero_bary[3] = {T(0), T(0), T(0)};
+  const T sigma = T(p.sigma);
   PixelFace<T> pf;
-  // d alpha / d D_k = prod_{j != k} (1 - D_j), from prefix and suffix products so that a fully
-  // covering face (D = 1) does not divide by zero. The prefix products replace the depths in zs.
-  T before = T(1);
+  // As on the CPU: the transmittance prod_k (1 - D_k) first, then each face's
+  // silhouette_dist_grad and eval_dist_backward.
+  T transmittance = T(1);
   for (int k = 0; k < count; ++k) {
     eval_pixel_face(px.ndc, face_verts + 9 * faces[k], s, pf);
-    zs[k] = before;
-    before *= T(1) - coverage_probability(pf.dist, sigma);
+    transmittance *= T(1) - coverage_probability(pf.dist, sigma);
   }
-  T after = T(1);
-  for (int k = count - 1; k >= 0; --k) {
+  const T weight = grad * transmittance;
+  for (int k = 0; k < count; ++k) {
     const T* face = face_verts + 9 * faces[k];
     eval_pixel_face(px.ndc, face, s, pf);
-    const T D = coverage_probability(pf.dist, sigma);
-    const T grad_dist = grad * zs[k] * after * (-D * (T(1) - D) / sigma);
+    const T d = coverage_probability(pf.dist, sigma);
     double g[9] = {};
-    eval_pixel_face_backward(px.ndc, face, s, pf, T(0), zero_bary, grad_dist, g);
+    eval_dist_backward(px.ndc, face, DistanceHit<T>::of(pf),
+                       silhouette_dist_grad(weight, d, sigma), g);
     add_face_grad(grad_face_verts + 9 * faces[k], g);
-    after *= T(1) - D;
   }
 }
 
