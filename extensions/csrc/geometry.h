@@ -329,6 +329,73 @@ LIB3DR_HD void eval_dist_backward(Vec2<T> p, const T* face, const DistanceHit<T>
   }
 }
 
+// The backward of eval_pixel_face, one stage of eval_depth and eval_coverage at a time, last
+// first. Each takes the gradient of the stage's output and gives that of its input.
+
+// z = sum_i bary_i z_i: the gradient of bary into g_bary (with grad_bary's own), of z_i into gz.
+template <typename T>
+LIB3DR_HD void depth_backward(const T zs[3], const T bary[3], T grad_z, const T grad_bary[3],
+                              T g_bary[3], T gz[3]) {
+  for (int i = 0; i < 3; ++i) {
+    g_bary[i] = grad_bary[i] + grad_z * zs[i];
+    gz[i] += grad_z * bary[i];
+  }
+}
+
+// bary = max(bary_pc, 0) / sum (clip_barycentric): the gradient of bary_pc into g_pc.
+template <typename T>
+LIB3DR_HD void clip_barycentric_backward(const PixelFace<T>& f, const T g_bary[3], T g_pc[3]) {
+  T sum = T(0), dot = T(0);
+  for (int i = 0; i < 3; ++i) {
+    const T c = f.bary_pc[i] > T(0) ? f.bary_pc[i] : T(0);
+    sum += c;
+    dot += g_bary[i] * f.bary[i];
+  }
+  const bool floored = !(sum > T(kDenomEpsilon));
+  sum = floored ? T(kDenomEpsilon) : sum;
+  for (int i = 0; i < 3; ++i) {
+    const T g_c = (g_bary[i] - (floored ? T(0) : dot)) / sum;
+    g_pc[i] = f.bary_pc[i] > T(0) ? g_c : T(0);
+  }
+}
+
+// bary_pc_i = w_i / sum_j w_j, with w_0 = bary_2d_0 z1 z2 and so on (perspective_correct): the
+// gradient of bary_2d into g_2d, and of the z_i added to gz.
+template <typename T>
+LIB3DR_HD void perspective_correct_backward(const T zs[3], const PixelFace<T>& f,
+                                            const T g_pc[3], T g_2d[3], T gz[3]) {
+  const T zz[3] = {zs[1] * zs[2], zs[0] * zs[2], zs[0] * zs[1]};
+  T denom = f.bary_2d[0] * zz[0] + f.bary_2d[1] * zz[1] + f.bary_2d[2] * zz[2];
+  const bool floored = !(denom > T(kDenomEpsilon));
+  denom = floored ? T(kDenomEpsilon) : denom;
+  T dot = T(0);
+  for (int i = 0; i < 3; ++i) dot += g_pc[i] * f.bary_pc[i];
+  T g_w[3];
+  for (int i = 0; i < 3; ++i) {
+    g_w[i] = (g_pc[i] - (floored ? T(0) : dot)) / denom;
+    g_2d[i] = g_w[i] * zz[i];
+  }
+  gz[1] += g_w[0] * f.bary_2d[0] * zs[2] + g_w[2] * f.bary_2d[2] * zs[0];
+  gz[2] += g_w[0] * f.bary_2d[0] * zs[1] + g_w[1] * f.bary_2d[1] * zs[0];
+  gz[0] += g_w[1] * f.bary_2d[1] * zs[2] + g_w[2] * f.bary_2d[2] * zs[1];
+}
+
+// bary_2d_i = edge_i / area, and area = edge_function(v2, v0, v1) (barycentrics_2d): the
+// gradient of the corners' (x, y) added to gv. The pixel is fixed; its gradient is discarded.
+template <typename T>
+LIB3DR_HD void barycentrics_2d_backward(Vec2<T> p, const Vec2<T> v[3], const PixelFace<T>& f,
+                                        const T g_2d[3], Vec2<T> gv[3]) {
+  T g_area = T(0);
+  Vec2<T> g_p = {T(0), T(0)};
+  for (int i = 0; i < 3; ++i) {
+    const T g_edge = g_2d[i] / f.area;
+    g_area -= g_2d[i] * f.bary_2d[i] / f.area;
+    const int a = (i + 1) % 3, b = (i + 2) % 3;
+    edge_function_backward(p, v[a], v[b], g_edge, g_p, gv[a], gv[b]);
+  }
+  edge_function_backward(v[2], v[0], v[1], g_area, gv[2], gv[0], gv[1]);
+}
+
 // Adds to grad_face (9 values, like `face`) the gradient of grad_z * z + grad_bary . bary +
 // grad_dist * dist, where `f` is the forward result eval_pixel_face gave for this pixel and face.
 // The accumulator type G may be wider than T, so that sums do not depend on their order.
@@ -340,57 +407,13 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
   const T zs[3] = {face[2], face[5], face[8]};
   Vec2<T> gv[3] = {{T(0), T(0)}, {T(0), T(0)}, {T(0), T(0)}};
   T gz[3] = {T(0), T(0), T(0)};
-
-  // z = sum_i bary_i z_i
   T g_bary[3];
-  for (int i = 0; i < 3; ++i) {
-    g_bary[i] = grad_bary[i] + grad_z * zs[i];
-    gz[i] += grad_z * f.bary[i];
-  }
-  // bary = max(bary_pc, 0) / sum
-  T g_pc[3] = {g_bary[0], g_bary[1], g_bary[2]};
-  if (s.clip_barycentric) {
-    T sum = T(0), dot = T(0);
-    for (int i = 0; i < 3; ++i) {
-      const T c = f.bary_pc[i] > T(0) ? f.bary_pc[i] : T(0);
-      sum += c;
-      dot += g_bary[i] * f.bary[i];
-    }
-    const bool floored = !(sum > T(kDenomEpsilon));
-    sum = floored ? T(kDenomEpsilon) : sum;
-    for (int i = 0; i < 3; ++i) {
-      const T g_c = (g_bary[i] - (floored ? T(0) : dot)) / sum;
-      g_pc[i] = f.bary_pc[i] > T(0) ? g_c : T(0);
-    }
-  }
-  // bary_pc_i = w_i / sum_j w_j, with w_0 = bary_2d_0 z1 z2 and so on
-  T g_2d[3] = {g_pc[0], g_pc[1], g_pc[2]};
-  if (s.perspective_correct) {
-    const T zz[3] = {zs[1] * zs[2], zs[0] * zs[2], zs[0] * zs[1]};
-    T denom = f.bary_2d[0] * zz[0] + f.bary_2d[1] * zz[1] + f.bary_2d[2] * zz[2];
-    const bool floored = !(denom > T(kDenomEpsilon));
-    denom = floored ? T(kDenomEpsilon) : denom;
-    T dot = T(0);
-    for (int i = 0; i < 3; ++i) dot += g_pc[i] * f.bary_pc[i];
-    T g_w[3];
-    for (int i = 0; i < 3; ++i) {
-      g_w[i] = (g_pc[i] - (floored ? T(0) : dot)) / denom;
-      g_2d[i] = g_w[i] * zz[i];
-    }
-    gz[1] += g_w[0] * f.bary_2d[0] * zs[2] + g_w[2] * f.bary_2d[2] * zs[0];
-    gz[2] += g_w[0] * f.bary_2d[0] * zs[1] + g_w[1] * f.bary_2d[1] * zs[0];
-    gz[0] += g_w[1] * f.bary_2d[1] * zs[2] + g_w[2] * f.bary_2d[2] * zs[1];
-  }
-  // bary_2d_i = edge_i / area, and area = edge_function(v2, v0, v1)
-  T g_area = T(0);
-  Vec2<T> g_p = {T(0), T(0)};  // the pixel is fixed; its gradient is discarded
-  for (int i = 0; i < 3; ++i) {
-    const T g_edge = g_2d[i] / f.area;
-    g_area -= g_2d[i] * f.bary_2d[i] / f.area;
-    const int a = (i + 1) % 3, b = (i + 2) % 3;
-    edge_function_backward(p, v[a], v[b], g_edge, g_p, gv[a], gv[b]);
-  }
-  edge_function_backward(v[2], v[0], v[1], g_area, gv[2], gv[0], gv[1]);
+  depth_backward(zs, f.bary, grad_z, grad_bary, g_bary, gz);
+  T g_pc[3] = {g_bary[0], g_bary[1], g_bary[2]};  // the identity unless clipped
+  if (s.clip_barycentric) clip_barycentric_backward(f, g_bary, g_pc);
+  T g_2d[3] = {g_pc[0], g_pc[1], g_pc[2]};  // the identity unless perspective-corrected
+  if (s.perspective_correct) perspective_correct_backward(zs, f, g_pc, g_2d, gz);
+  barycentrics_2d_backward(p, v, f, g_2d, gv);
   for (int i = 0; i < 3; ++i) {
     grad_face[3 * i + 0] += G(gv[i].x);
     grad_face[3 * i + 1] += G(gv[i].y);
