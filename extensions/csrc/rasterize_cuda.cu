@@ -226,19 +226,27 @@ __device__ int select_nearest(const RasterizeParams& p, const Bins& bins, const 
   return count;
 }
 
-// ---- Phase 3: outputs ------------------------------------------------------------------------
-
-// One thread per pixel of a bin: its K nearest faces, written out as fragments.
-template <typename T, int Cap>
-__global__ void __launch_bounds__(kThreads)
-    rasterize_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts,
-                             int64_t* pix_to_face, T* zbuf, T* bary, T* dists) {
+// Phase 2 for the kernels below, run by every thread of a bin's block: selects the K nearest
+// faces at the thread's pixel (at most Cap), then, for a pixel in the image, calls
+// output(pixel, faces, count) with them in depth order.
+template <typename T, int Cap, typename Output>
+__device__ void with_nearest_faces(const RasterizeParams& p, const Bins& bins, const T* face_verts,
+                                   const Output& output) {
   __shared__ FaceChunk<T> chunk;
   T zs[Cap];
   int64_t faces[Cap];
   const Pixel<T> px = block_pixel<T>(p, bins);
   const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
-  if (!px.in_image) return;
+  if (px.in_image) output(px, faces, count);
+}
+
+// ---- Phase 3: outputs ------------------------------------------------------------------------
+
+// The fragments of this thread's pixel: its `count` nearest faces, then -1 padding up to K.
+template <typename T>
+__device__ void write_fragments(const RasterizeParams& p, const T* face_verts, const Pixel<T>& px,
+                                const int64_t* faces, int count, int64_t* pix_to_face, T* zbuf,
+                                T* bary, T* dists) {
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   PixelFace<T> pf;
   for (int k = 0; k < p.faces_per_pixel; ++k) {
@@ -257,24 +265,39 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per pixel of a bin: alpha = 1 - prod_k (1 - D_k) over its K nearest faces.
+// One thread per pixel of a bin: its K nearest faces, written out as fragments.
 template <typename T, int Cap>
 __global__ void __launch_bounds__(kThreads)
-    soft_silhouette_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts, T* alpha) {
-  __shared__ FaceChunk<T> chunk;
-  T zs[Cap];
-  int64_t faces[Cap];
-  const Pixel<T> px = block_pixel<T>(p, bins);
-  const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
-  if (!px.in_image) return;
+    rasterize_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts,
+                             int64_t* pix_to_face, T* zbuf, T* bary, T* dists) {
+  with_nearest_faces<T, Cap>(p, bins, face_verts, [&](const Pixel<T>& px, const int64_t* faces,
+                                                      int count) {
+    write_fragments(p, face_verts, px, faces, count, pix_to_face, zbuf, bary, dists);
+  });
+}
+
+// The transmittance prod_k (1 - D_k) over the `count` faces selected at this thread's pixel.
+template <typename T>
+__device__ T transmittance_of(const RasterizeParams& p, const T* face_verts, const Pixel<T>& px,
+                              const int64_t* faces, int count) {
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   PixelFace<T> pf;
-  T transmittance = T(1);  // prod_k (1 - D_k)
+  T transmittance = T(1);
   for (int k = 0; k < count; ++k) {
     eval_pixel_face(px.ndc, face_verts + 9 * faces[k], s, pf);
     transmittance *= T(1) - coverage_probability(pf.dist, T(p.sigma));
   }
-  alpha[px.index] = T(1) - transmittance;
+  return transmittance;
+}
+
+// One thread per pixel of a bin: alpha = 1 - prod_k (1 - D_k) over its K nearest faces.
+template <typename T, int Cap>
+__global__ void __launch_bounds__(kThreads)
+    soft_silhouette_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts, T* alpha) {
+  with_nearest_faces<T, Cap>(p, bins, face_verts, [&](const Pixel<T>& px, const int64_t* faces,
+                                                      int count) {
+    alpha[px.index] = T(1) - transmittance_of(p, face_verts, px, faces, count);
+  });
 }
 
 // Adds a face's 9 gradient values to grad, sparing the atomics of the zeros.
@@ -283,40 +306,33 @@ __device__ void add_face_grad(double* grad, const double* g) {
     if (g[i] != 0.0) atomicAdd(grad + i, g[i]);
 }
 
-// One thread per pixel of a bin: grad_alpha times d alpha / d(its K nearest faces).
+// One thread per pixel of a bin: grad_alpha times d alpha / d(its K nearest faces), as on the
+// CPU: the transmittance first, then each face's silhouette_dist_grad and eval_dist_backward.
 template <typename T, int Cap>
 __global__ void __launch_bounds__(kThreads)
     soft_silhouette_backward_kernel(RasterizeParams p, Bins bins, const T* face_verts,
                                     const T* grad_alpha, double* grad_face_verts) {
-  __shared__ FaceChunk<T> chunk;
-  T zs[Cap];
-  int64_t faces[Cap];
-  const Pixel<T> px = block_pixel<T>(p, bins);
-  const T grad = px.in_image ? grad_alpha[px.index] : T(0);
+  const Pixel<T> me = block_pixel<T>(p, bins);
+  const T grad = me.in_image ? grad_alpha[me.index] : T(0);
   // Skip tiles whose pixels all have zero gradient (the background of a masked loss, say).
   if (!__syncthreads_or(grad != T(0))) return;
-  const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
-  if (grad == T(0)) return;
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const T sigma = T(p.sigma);
-  PixelFace<T> pf;
-  // As on the CPU: the transmittance prod_k (1 - D_k) first, then each face's
-  // silhouette_dist_grad and eval_dist_backward.
-  T transmittance = T(1);
-  for (int k = 0; k < count; ++k) {
-    eval_pixel_face(px.ndc, face_verts + 9 * faces[k], s, pf);
-    transmittance *= T(1) - coverage_probability(pf.dist, sigma);
-  }
-  const T weight = grad * transmittance;
-  for (int k = 0; k < count; ++k) {
-    const T* face = face_verts + 9 * faces[k];
-    eval_pixel_face(px.ndc, face, s, pf);
-    const T d = coverage_probability(pf.dist, sigma);
-    double g[9] = {};
-    eval_dist_backward(px.ndc, face, DistanceHit<T>::of(pf),
-                       silhouette_dist_grad(weight, d, sigma), g);
-    add_face_grad(grad_face_verts + 9 * faces[k], g);
-  }
+  with_nearest_faces<T, Cap>(p, bins, face_verts, [&](const Pixel<T>& px, const int64_t* faces,
+                                                      int count) {
+    if (grad == T(0)) return;
+    const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+    const T sigma = T(p.sigma);
+    const T weight = grad * transmittance_of(p, face_verts, px, faces, count);
+    PixelFace<T> pf;
+    for (int k = 0; k < count; ++k) {
+      const T* face = face_verts + 9 * faces[k];
+      eval_pixel_face(px.ndc, face, s, pf);
+      const T d = coverage_probability(pf.dist, sigma);
+      double g[9] = {};
+      eval_dist_backward(px.ndc, face, DistanceHit<T>::of(pf),
+                         silhouette_dist_grad(weight, d, sigma), g);
+      add_face_grad(grad_face_verts + 9 * faces[k], g);
+    }
+  });
 }
 
 // One thread per (pixel, k) fragment of pix_to_face: the fragment's gradient, added to its face.
@@ -392,6 +408,23 @@ void with_capacity(int K, const Launch& launch) {
 
 const dim3 kTileBlock(kTile, kTile);
 
+// Bins the faces, then launches a kernel of one kTileBlock per bin: launch(cap, bins) does it,
+// with the list capacity `cap` (with_capacity). No launch for an empty batch or image.
+template <typename T, typename Launch>
+const char* bin_and_launch(const RasterizeParams& p, const T* face_verts,
+                           const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                           cudaStream_t stream, Scratch& scratch, const Launch& launch) {
+  if (p.faces_per_pixel > kMaxFacesPerPixel) return kTooManyFacesPerPixel;
+  Bins bins;
+  if (const char* error =
+          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
+    return error;
+  if (bins.count == 0) return nullptr;
+  with_capacity(p.faces_per_pixel, [&](auto cap) { launch(cap, bins); });
+  LIB3DR_TRY(cudaGetLastError());
+  return nullptr;
+}
+
 }  // namespace
 
 template <typename T>
@@ -399,21 +432,14 @@ const char* rasterize_forward_cuda(const RasterizeParams& p, const T* face_verts
                                    const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                    int64_t* pix_to_face, T* zbuf, T* bary, T* dists,
                                    int64_t stream_id) {
-  if (p.faces_per_pixel > kMaxFacesPerPixel) return kTooManyFacesPerPixel;
   const auto stream = reinterpret_cast<cudaStream_t>(stream_id);
   Scratch scratch(stream);
-  Bins bins;
-  if (const char* error =
-          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
-    return error;
-  if (bins.count == 0) return nullptr;
-  with_capacity(p.faces_per_pixel, [&](auto cap) {
-    rasterize_forward_kernel<T, decltype(cap)::value><<<unsigned(bins.count), kTileBlock, 0,
-                                                        stream>>>(p, bins, face_verts,
-                                                                  pix_to_face, zbuf, bary, dists);
+  return bin_and_launch(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch,
+                        [&](auto cap, const Bins& bins) {
+    rasterize_forward_kernel<T, decltype(cap)::value>
+        <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, pix_to_face, zbuf,
+                                                          bary, dists);
   });
-  LIB3DR_TRY(cudaGetLastError());
-  return nullptr;
 }
 
 template <typename T>
@@ -440,20 +466,13 @@ const char* soft_silhouette_forward_cuda(const RasterizeParams& p, const T* face
                                          const int64_t* mesh_first_face,
                                          const int64_t* mesh_num_faces, T* alpha,
                                          int64_t stream_id) {
-  if (p.faces_per_pixel > kMaxFacesPerPixel) return kTooManyFacesPerPixel;
   const auto stream = reinterpret_cast<cudaStream_t>(stream_id);
   Scratch scratch(stream);
-  Bins bins;
-  if (const char* error =
-          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
-    return error;
-  if (bins.count == 0) return nullptr;
-  with_capacity(p.faces_per_pixel, [&](auto cap) {
+  return bin_and_launch(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch,
+                        [&](auto cap, const Bins& bins) {
     soft_silhouette_forward_kernel<T, decltype(cap)::value>
         <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, alpha);
   });
-  LIB3DR_TRY(cudaGetLastError());
-  return nullptr;
 }
 
 template <typename T>
@@ -467,19 +486,12 @@ const char* soft_silhouette_backward_cuda(const RasterizeParams& p, const T* fac
   const int64_t size = int64_t(p.num_faces) * 9;
   double* grad;
   if (const char* error = zeroed_grad(grad_face_verts, size, stream, scratch, &grad)) return error;
-  Bins bins;
-  if (const char* error =
-          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
-    return error;
-  if (bins.count > 0) {
-    with_capacity(p.faces_per_pixel, [&](auto cap) {
-      soft_silhouette_backward_kernel<T, decltype(cap)::value>
-          <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, grad_alpha,
-                                                            grad);
-    });
-    LIB3DR_TRY(cudaGetLastError());
-  }
-  return finish_grad(grad, grad_face_verts, size, stream);
+  const char* error = bin_and_launch(p, face_verts, mesh_first_face, mesh_num_faces, stream,
+                                     scratch, [&](auto cap, const Bins& bins) {
+    soft_silhouette_backward_kernel<T, decltype(cap)::value>
+        <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, grad_alpha, grad);
+  });
+  return error ? error : finish_grad(grad, grad_face_verts, size, stream);
 }
 
 #define LIB3DR_INSTANTIATE(T)                                                                    \
