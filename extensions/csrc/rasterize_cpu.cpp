@@ -702,8 +702,9 @@ void over_full_pixels(const TileTransmittance<T>& t, int K, TileRowMasks& masks)
 template <typename T>
 void collect_depth_hits(const SilhouetteScene<T>& scene, int64_t item, const TileRowMasks& masks,
                         std::vector<DepthHit<T>>* covering) {
-  for (int local = 0; local < kTile * kTile; ++local)
-    if (masks[local / kTile] >> (local % kTile) & 1) covering[local].clear();
+  for (int row = 0; row < kTile; ++row)
+    for (uint32_t bits = masks[row]; bits; bits &= bits - 1)
+      covering[row * kTile + __builtin_ctz(bits)].clear();
   const PixelFaceSettings<T>& s = scene.s;
   PixelFace<T> pf;
   visit_masked_coverage(scene.p, scene.face_verts, scene.centres, scene.tiled.boxes,
