@@ -290,20 +290,110 @@ LIB3DR_HD bool eval_pixel_face(Vec2<T> p, const T* face, const PixelFaceSettings
   return eval_coverage(p, f, s, out) && eval_depth(f, s, out);
 }
 
-// Adds grad_dist * d dist / d(face) to grad_face: dist = -+ the squared distance to the nearest
-// edge, which moves with that edge's two vertices only.
+// The corners of edge e, from corner e to corner e + 1 (mod 3), selected rather than indexed: a
+// loop over pixels whose nearest edge varies per pixel vectorizes only so.
+template <typename T>
+LIB3DR_HD void edge_corners(const Vec2<T> v[3], int e, Vec2<T>& a, Vec2<T>& b) {
+  a = {e == 0 ? v[0].x : (e == 1 ? v[1].x : v[2].x), e == 0 ? v[0].y : (e == 1 ? v[1].y : v[2].y)};
+  b = {e == 0 ? v[1].x : (e == 1 ? v[2].x : v[0].x), e == 0 ? v[1].y : (e == 1 ? v[2].y : v[0].y)};
+}
+
+// grad_dist * d dist / d(x, y) of each corner, into grad_v: dist = -+ the squared distance to the
+// nearest edge, which moves with that edge's two corners only. Corner i starts edge i and ends
+// edge i - 1 (mod 3); weights of 0 and 1 route the edge's gradient to them, with no branch and
+// no index, so that the CPU's loops over pixels vectorize with it.
+template <typename T>
+LIB3DR_HD void nearest_edge_backward(Vec2<T> p, const Vec2<T> v[3], const DistanceHit<T>& hit,
+                                     T grad_dist, Vec2<T> grad_v[3]) {
+  const int e = hit.edge;
+  Vec2<T> a, b, ga = {T(0), T(0)}, gb = {T(0), T(0)};
+  edge_corners(v, e, a, b);
+  point_segment_dist2_backward(p, a, b, hit.edge_t, hit.inside ? -grad_dist : grad_dist, ga, gb);
+  const T on_edge[3] = {T(e == 0), T(e == 1), T(e == 2)};
+  for (int i = 0; i < 3; ++i) {
+    grad_v[i] = {on_edge[i] * ga.x + on_edge[(i + 2) % 3] * gb.x,
+                 on_edge[i] * ga.y + on_edge[(i + 2) % 3] * gb.y};
+  }
+}
+
+// Adds grad_dist * d dist / d(face) to grad_face (nearest_edge_backward; z has no gradient).
 template <typename T, typename G>
 LIB3DR_HD void eval_dist_backward(Vec2<T> p, const T* face, const DistanceHit<T>& hit,
                                   T grad_dist, G* grad_face) {
-  const int a = hit.edge, b = (hit.edge + 1) % 3;
-  Vec2<T> ga = {T(0), T(0)}, gb = {T(0), T(0)};
-  point_segment_dist2_backward(p, Vec2<T>{face[3 * a], face[3 * a + 1]},
-                               Vec2<T>{face[3 * b], face[3 * b + 1]}, hit.edge_t,
-                               hit.inside ? -grad_dist : grad_dist, ga, gb);
-  grad_face[3 * a] += G(ga.x);
-  grad_face[3 * a + 1] += G(ga.y);
-  grad_face[3 * b] += G(gb.x);
-  grad_face[3 * b + 1] += G(gb.y);
+  const Vec2<T> v[3] = {{face[0], face[1]}, {face[3], face[4]}, {face[6], face[7]}};
+  Vec2<T> gv[3];
+  nearest_edge_backward(p, v, hit, grad_dist, gv);
+  for (int i = 0; i < 3; ++i) {
+    grad_face[3 * i] += G(gv[i].x);
+    grad_face[3 * i + 1] += G(gv[i].y);
+  }
+}
+
+// The backward of eval_pixel_face, one stage of eval_depth and eval_coverage at a time, last
+// first. Each takes the gradient of the stage's output and gives that of its input.
+
+// z = sum_i bary_i z_i: the gradient of bary into g_bary (with grad_bary's own), of z_i into gz.
+template <typename T>
+LIB3DR_HD void depth_backward(const T zs[3], const T bary[3], T grad_z, const T grad_bary[3],
+                              T g_bary[3], T gz[3]) {
+  for (int i = 0; i < 3; ++i) {
+    g_bary[i] = grad_bary[i] + grad_z * zs[i];
+    gz[i] += grad_z * bary[i];
+  }
+}
+
+// bary = max(bary_pc, 0) / sum (clip_barycentric): the gradient of bary_pc into g_pc.
+template <typename T>
+LIB3DR_HD void clip_barycentric_backward(const PixelFace<T>& f, const T g_bary[3], T g_pc[3]) {
+  T sum = T(0), dot = T(0);
+  for (int i = 0; i < 3; ++i) {
+    const T c = f.bary_pc[i] > T(0) ? f.bary_pc[i] : T(0);
+    sum += c;
+    dot += g_bary[i] * f.bary[i];
+  }
+  const bool floored = !(sum > T(kDenomEpsilon));
+  sum = floored ? T(kDenomEpsilon) : sum;
+  for (int i = 0; i < 3; ++i) {
+    const T g_c = (g_bary[i] - (floored ? T(0) : dot)) / sum;
+    g_pc[i] = f.bary_pc[i] > T(0) ? g_c : T(0);
+  }
+}
+
+// bary_pc_i = w_i / sum_j w_j, with w_0 = bary_2d_0 z1 z2 and so on (perspective_correct): the
+// gradient of bary_2d into g_2d, and of the z_i added to gz.
+template <typename T>
+LIB3DR_HD void perspective_correct_backward(const T zs[3], const PixelFace<T>& f,
+                                            const T g_pc[3], T g_2d[3], T gz[3]) {
+  const T zz[3] = {zs[1] * zs[2], zs[0] * zs[2], zs[0] * zs[1]};
+  T denom = f.bary_2d[0] * zz[0] + f.bary_2d[1] * zz[1] + f.bary_2d[2] * zz[2];
+  const bool floored = !(denom > T(kDenomEpsilon));
+  denom = floored ? T(kDenomEpsilon) : denom;
+  T dot = T(0);
+  for (int i = 0; i < 3; ++i) dot += g_pc[i] * f.bary_pc[i];
+  T g_w[3];
+  for (int i = 0; i < 3; ++i) {
+    g_w[i] = (g_pc[i] - (floored ? T(0) : dot)) / denom;
+    g_2d[i] = g_w[i] * zz[i];
+  }
+  gz[1] += g_w[0] * f.bary_2d[0] * zs[2] + g_w[2] * f.bary_2d[2] * zs[0];
+  gz[2] += g_w[0] * f.bary_2d[0] * zs[1] + g_w[1] * f.bary_2d[1] * zs[0];
+  gz[0] += g_w[1] * f.bary_2d[1] * zs[2] + g_w[2] * f.bary_2d[2] * zs[1];
+}
+
+// bary_2d_i = edge_i / area, and area = edge_function(v2, v0, v1) (barycentrics_2d): the
+// gradient of the corners' (x, y) added to gv. The pixel is fixed; its gradient is discarded.
+template <typename T>
+LIB3DR_HD void barycentrics_2d_backward(Vec2<T> p, const Vec2<T> v[3], const PixelFace<T>& f,
+                                        const T g_2d[3], Vec2<T> gv[3]) {
+  T g_area = T(0);
+  Vec2<T> g_p = {T(0), T(0)};
+  for (int i = 0; i < 3; ++i) {
+    const T g_edge = g_2d[i] / f.area;
+    g_area -= g_2d[i] * f.bary_2d[i] / f.area;
+    const int a = (i + 1) % 3, b = (i + 2) % 3;
+    edge_function_backward(p, v[a], v[b], g_edge, g_p, gv[a], gv[b]);
+  }
+  edge_function_backward(v[2], v[0], v[1], g_area, gv[2], gv[0], gv[1]);
 }
 
 // Adds to grad_face (9 values, like `face`) the gradient of grad_z * z + grad_bary . bary +
@@ -317,57 +407,13 @@ LIB3DR_HD void eval_pixel_face_backward(Vec2<T> p, const T* face, const PixelFac
   const T zs[3] = {face[2], face[5], face[8]};
   Vec2<T> gv[3] = {{T(0), T(0)}, {T(0), T(0)}, {T(0), T(0)}};
   T gz[3] = {T(0), T(0), T(0)};
-
-  // z = sum_i bary_i z_i
   T g_bary[3];
-  for (int i = 0; i < 3; ++i) {
-    g_bary[i] = grad_bary[i] + grad_z * zs[i];
-    gz[i] += grad_z * f.bary[i];
-  }
-  // bary = max(bary_pc, 0) / sum
-  T g_pc[3] = {g_bary[0], g_bary[1], g_bary[2]};
-  if (s.clip_barycentric) {
-    T sum = T(0), dot = T(0);
-    for (int i = 0; i < 3; ++i) {
-      const T c = f.bary_pc[i] > T(0) ? f.bary_pc[i] : T(0);
-      sum += c;
-      dot += g_bary[i] * f.bary[i];
-    }
-    const bool floored = !(sum > T(kDenomEpsilon));
-    sum = floored ? T(kDenomEpsilon) : sum;
-    for (int i = 0; i < 3; ++i) {
-      const T g_c = (g_bary[i] - (floored ? T(0) : dot)) / sum;
-      g_pc[i] = f.bary_pc[i] > T(0) ? g_c : T(0);
-    }
-  }
-  // bary_pc_i = w_i / sum_j w_j, with w_0 = bary_2d_0 z1 z2 and so on
-  T g_2d[3] = {g_pc[0], g_pc[1], g_pc[2]};
-  if (s.perspective_correct) {
-    const T zz[3] = {zs[1] * zs[2], zs[0] * zs[2], zs[0] * zs[1]};
-    T denom = f.bary_2d[0] * zz[0] + f.bary_2d[1] * zz[1] + f.bary_2d[2] * zz[2];
-    const bool floored = !(denom > T(kDenomEpsilon));
-    denom = floored ? T(kDenomEpsilon) : denom;
-    T dot = T(0);
-    for (int i = 0; i < 3; ++i) dot += g_pc[i] * f.bary_pc[i];
-    T g_w[3];
-    for (int i = 0; i < 3; ++i) {
-      g_w[i] = (g_pc[i] - (floored ? T(0) : dot)) / denom;
-      g_2d[i] = g_w[i] * zz[i];
-    }
-    gz[1] += g_w[0] * f.bary_2d[0] * zs[2] + g_w[2] * f.bary_2d[2] * zs[0];
-    gz[2] += g_w[0] * f.bary_2d[0] * zs[1] + g_w[1] * f.bary_2d[1] * zs[0];
-    gz[0] += g_w[1] * f.bary_2d[1] * zs[2] + g_w[2] * f.bary_2d[2] * zs[1];
-  }
-  // bary_2d_i = edge_i / area, and area = edge_function(v2, v0, v1)
-  T g_area = T(0);
-  Vec2<T> g_p = {T(0), T(0)};  // the pixel is fixed; its gradient is discarded
-  for (int i = 0; i < 3; ++i) {
-    const T g_edge = g_2d[i] / f.area;
-    g_area -= g_2d[i] * f.bary_2d[i] / f.area;
-    const int a = (i + 1) % 3, b = (i + 2) % 3;
-    edge_function_backward(p, v[a], v[b], g_edge, g_p, gv[a], gv[b]);
-  }
-  edge_function_backward(v[2], v[0], v[1], g_area, gv[2], gv[0], gv[1]);
+  depth_backward(zs, f.bary, grad_z, grad_bary, g_bary, gz);
+  T g_pc[3] = {g_bary[0], g_bary[1], g_bary[2]};  // the identity unless clipped
+  if (s.clip_barycentric) clip_barycentric_backward(f, g_bary, g_pc);
+  T g_2d[3] = {g_pc[0], g_pc[1], g_pc[2]};  // the identity unless perspective-corrected
+  if (s.perspective_correct) perspective_correct_backward(zs, f, g_pc, g_2d, gz);
+  barycentrics_2d_backward(p, v, f, g_2d, gv);
   for (int i = 0; i < 3; ++i) {
     grad_face[3 * i + 0] += G(gv[i].x);
     grad_face[3 * i + 1] += G(gv[i].y);
@@ -395,6 +441,16 @@ template <typename T>
 LIB3DR_HD T log_one_minus_coverage(T dist, T sigma) {
   const T x = dist / sigma;
   return x < T(0) ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x));
+}
+
+// The soft silhouette alpha = 1 - T, with the transmittance T = prod_k (1 - D_k) over the faces
+// kept at a pixel. As dD / d dist = -D (1 - D) / sigma and d alpha / d D_k = T / (1 - D_k), one
+// face's distance has d alpha / d dist_k = -T D_k / sigma: nothing of the other faces but T, and
+// no division by 1 - D_k (0 for a fully covering face). Given weight = grad_alpha * T and
+// coverage = D_k, returns grad_alpha * d alpha / d dist_k.
+template <typename T>
+LIB3DR_HD T silhouette_dist_grad(T weight, T coverage, T sigma) {
+  return -weight * coverage / sigma;
 }
 
 }  // namespace lib3dr

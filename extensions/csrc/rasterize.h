@@ -160,6 +160,40 @@ LIB3DR_HD PixelBox face_pixel_box(const RasterizeParams& p, const T* v) {
   return {xs.lo, xs.hi, ys.lo, ys.hi};
 }
 
+// The image is cut into square tiles of kTile pixels: the unit of work of the CPU kernels and a
+// CUDA thread block (a thread per pixel). Each face is listed in the (mesh, tile) bins its pixel
+// box touches, bin = mesh * tiles + tile row * tiles_x + tile column.
+constexpr int kTile = 16;
+
+// How many tiles cover an axis of `size` pixels.
+LIB3DR_HD int tiles_along(int size) { return (size + kTile - 1) / kTile; }
+
+// Calls visit(bin) for each bin of mesh n that the pixel box touches (none for an empty box),
+// with tiles_x tiles per row and `tiles` per image.
+template <typename Visit>
+LIB3DR_HD void for_each_bin_of_box(const PixelBox& b, int64_t n, int tiles_x, int64_t tiles,
+                                   const Visit& visit) {
+  if (b.x0 > b.x1 || b.y0 > b.y1) return;
+  for (int ty = b.y0 / kTile; ty <= b.y1 / kTile; ++ty)
+    for (int tx = b.x0 / kTile; tx <= b.x1 / kTile; ++tx)
+      visit(n * tiles + int64_t(ty) * tiles_x + tx);
+}
+
+// Where bin `bin` lies: its mesh and the pixel at its tile's top-left corner.
+struct BinOrigin {
+  int64_t mesh;
+  int x0, y0;
+};
+LIB3DR_HD BinOrigin bin_origin(int64_t bin, int tiles_x, int64_t tiles) {
+  const int64_t tile = bin % tiles;
+  return {bin / tiles, int(tile % tiles_x) * kTile, int(tile / tiles_x) * kTile};
+}
+
+// Index of pixel (x, y) of mesh n in the (N, H, W) images.
+LIB3DR_HD int64_t pixel_index(const RasterizeParams& p, int64_t n, int x, int y) {
+  return (n * p.height + y) * p.width + x;
+}
+
 // Depth order of faces at a pixel: ascending z, the face index breaking ties, so that the K
 // nearest do not depend on the order in which faces arrive.
 template <typename T>

@@ -21,8 +21,7 @@
 namespace lib3dr {
 namespace {
 
-constexpr int kTile = 16;  // tile side in pixels
-constexpr int kChunk = 8;  // the row kernels test a tile row in chunks of this many pixels
+constexpr int kChunk = 8;  // the row kernels test a tile row (kTile pixels) in chunks of this many
 
 // Runs body(thread, item) for every item in [0, count), spread round-robin over up to
 // at::get_num_threads() threads. Built with OpenMP (Linux), these are torch's own OpenMP threads:
@@ -61,24 +60,20 @@ struct TileBins {
   int tiles_x, tiles_y;
   std::vector<int64_t> start;
   std::vector<int64_t> faces;
+  int64_t tiles() const { return int64_t(tiles_x) * tiles_y; }  // per image
 };
 
 inline TileBins bin_faces(const RasterizeParams& p, const std::vector<PixelBox>& boxes,
                           const int64_t* mesh_first_face, const int64_t* mesh_num_faces) {
   TileBins bins;
-  bins.tiles_x = (p.width + kTile - 1) / kTile;
-  bins.tiles_y = (p.height + kTile - 1) / kTile;
-  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
-  bins.start.assign(p.num_meshes * tiles + 1, 0);
+  bins.tiles_x = tiles_along(p.width);
+  bins.tiles_y = tiles_along(p.height);
+  bins.start.assign(p.num_meshes * bins.tiles() + 1, 0);
   auto for_each_entry = [&](auto&& visit) {
     for (int n = 0; n < p.num_meshes; ++n)
-      for (int64_t f = mesh_first_face[n]; f < mesh_first_face[n] + mesh_num_faces[n]; ++f) {
-        const PixelBox& b = boxes[f];
-        if (b.x0 > b.x1 || b.y0 > b.y1) continue;
-        for (int ty = b.y0 / kTile; ty <= b.y1 / kTile; ++ty)
-          for (int tx = b.x0 / kTile; tx <= b.x1 / kTile; ++tx)
-            visit(n * tiles + int64_t(ty) * bins.tiles_x + tx, f);
-      }
+      for (int64_t f = mesh_first_face[n]; f < mesh_first_face[n] + mesh_num_faces[n]; ++f)
+        for_each_bin_of_box(boxes[f], n, bins.tiles_x, bins.tiles(),
+                            [&](int64_t bin) { visit(bin, f); });
   };
   for_each_entry([&](int64_t tile, int64_t) { ++bins.start[tile + 1]; });
   for (size_t i = 1; i < bins.start.size(); ++i) bins.start[i] += bins.start[i - 1];
@@ -88,15 +83,25 @@ inline TileBins bin_faces(const RasterizeParams& p, const std::vector<PixelBox>&
   return bins;
 }
 
-// The pixel rectangle of tile `item` (an index over meshes x tiles).
+// The pixels of tile `item` (a bin: an index over meshes x tiles): its mesh, and the rectangle of
+// w x h pixels from (x0, y0), smaller than kTile x kTile at the image's right and bottom edges.
 struct TileRect {
+  int64_t mesh;
   int x0, y0, w, h;
 };
 
 inline TileRect tile_rect(const RasterizeParams& p, const TileBins& bins, int64_t item) {
-  const int64_t tile = item % (int64_t(bins.tiles_x) * bins.tiles_y);
-  const int x0 = int(tile % bins.tiles_x) * kTile, y0 = int(tile / bins.tiles_x) * kTile;
-  return {x0, y0, std::min(kTile, p.width - x0), std::min(kTile, p.height - y0)};
+  const BinOrigin o = bin_origin(item, bins.tiles_x, bins.tiles());
+  return {o.mesh, o.x0, o.y0, std::min(kTile, p.width - o.x0), std::min(kTile, p.height - o.y0)};
+}
+
+// Calls body(local, index) for each pixel of the tile: its index within the tile (row-major,
+// kTile per row) and in the (N, H, W) images.
+template <typename Body>
+void for_each_tile_pixel(const RasterizeParams& p, const TileRect& tile, const Body& body) {
+  for (int ly = 0; ly < tile.h; ++ly)
+    for (int lx = 0; lx < tile.w; ++lx)
+      body(ly * kTile + lx, pixel_index(p, tile.mesh, tile.x0 + lx, tile.y0 + ly));
 }
 
 // NDC centres of every pixel column and row, computed once per call.
@@ -104,11 +109,15 @@ template <typename T>
 struct PixelCentres {
   std::vector<T> x, y;
   explicit PixelCentres(const RasterizeParams& p)
-      : x((p.width + kTile - 1) / kTile * kTile, T(0)), y(p.height) {
+      : x(tiles_along(p.width) * kTile, T(0)), y(p.height) {
     for (int i = 0; i < p.width; ++i) x[i] = T(pixel_center_ndc(i, p.width, ndc_range_x(p)));
     for (int i = 0; i < p.height; ++i) y[i] = T(pixel_center_ndc(i, p.height, ndc_range_y(p)));
   }
   Vec2<T> operator()(int col, int row) const { return {x[col], y[row]}; }
+  // The centre of pixel `local` (for_each_tile_pixel) of the tile.
+  Vec2<T> at(const TileRect& tile, int local) const {
+    return (*this)(tile.x0 + local % kTile, tile.y0 + local / kTile);
+  }
 };
 
 // exp(x) for x <= 0, in a form the compiler vectorizes (std::exp is a library call, which stops
@@ -236,17 +245,17 @@ __attribute__((always_inline)) inline void attenuate_rows(const FaceSetup<T>& fa
 
 // The fused backward's work for a face that needs no depth at any pixel, over the pixels of its
 // box in these rows where it is surely nearer than the pixel's cut (its depth_range ends below
-// cut_z, which is infinite where there is no cut): the gradient of sum_pixels weight * alpha
-// with respect to the face's (x, y), into grad_xy (x0, y0, x1, y1, x2, y2). Per pixel it is
-// eval_dist_backward with grad_dist = -weight * D / sigma; the nearest edge's vertices are
-// selected rather than indexed, and the sums kept per lane, so that the loop vectorizes.
+// cut_z, which is infinite where there is no cut): the gradient of sum_pixels grad_alpha * alpha
+// with respect to the face's (x, y), into grad_xy (x0, y0, x1, y1, x2, y2), given weight =
+// grad_alpha * transmittance. Per pixel it is the scalar path's silhouette_dist_grad and
+// nearest_edge_backward (which has eval_dist_backward's routing); the sums are kept per lane, so
+// that the loop vectorizes.
 template <typename T>
 __attribute__((always_inline)) inline void distance_gradient_rows(
     const FaceSetup<T>& face, T blur_radius, T sigma, const T* xs, const T* ys, TileSpan span,
     const T* weight, const T* cut_z, T grad_xy[6]) {
   const FaceSetup<T> local = face;
   const T kept_below = depth_range(local).hi;
-  const Vec2<T>* v = local.v;
   T sums[6][kChunk] = {};
   for_each_row_chunk(span, [&](int r, int c) __attribute__((always_inline)) {
     const T* x = xs + c;
@@ -259,21 +268,12 @@ __attribute__((always_inline)) inline void distance_gradient_rows(
       const bool covered = coverage_distance(pix, local, blur_radius, h) & (k >= first) &
                            (k <= last) & (kept_below < chunk_cut_z[k]);
       const T d = coverage_probability_vectorizable(h.dist, sigma);
-      const T grad_dist = covered ? -chunk_weight[k] * d / sigma : T(0);
-      const int e = h.edge;  // from vertex e to vertex e + 1 (mod 3)
-      const Vec2<T> a = {e == 0 ? v[0].x : (e == 1 ? v[1].x : v[2].x),
-                         e == 0 ? v[0].y : (e == 1 ? v[1].y : v[2].y)};
-      const Vec2<T> b = {e == 0 ? v[1].x : (e == 1 ? v[2].x : v[0].x),
-                         e == 0 ? v[1].y : (e == 1 ? v[2].y : v[0].y)};
-      Vec2<T> ga = {T(0), T(0)}, gb = {T(0), T(0)};
-      point_segment_dist2_backward(pix, a, b, h.edge_t, h.inside ? -grad_dist : grad_dist, ga,
-                                   gb);
-      // Vertex i starts edge i and ends edge i - 1. Weights of 0 and 1 route the gradient to
-      // them: selections here would keep the loop from vectorizing.
-      const T on_edge[3] = {T(e == 0), T(e == 1), T(e == 2)};
+      const T grad_dist = covered ? silhouette_dist_grad(chunk_weight[k], d, sigma) : T(0);
+      Vec2<T> gv[3];
+      nearest_edge_backward(pix, local.v, h, grad_dist, gv);
       for (int i = 0; i < 3; ++i) {
-        sums[2 * i][k] += on_edge[i] * ga.x + on_edge[(i + 2) % 3] * gb.x;
-        sums[2 * i + 1][k] += on_edge[i] * ga.y + on_edge[(i + 2) % 3] * gb.y;
+        sums[2 * i][k] += gv[i].x;
+        sums[2 * i + 1][k] += gv[i].y;
       }
     }
   });
@@ -534,45 +534,41 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
   const PixelCentres<T> centres(p);
   const int K = p.faces_per_pixel;
-  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
   std::vector<TileHits<T>> scratch(thread_slots());
   std::vector<std::vector<int>> orders(thread_slots());
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
     TileHits<T>& hits = scratch[thread];
     collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
-    const TileRect tile = tile_rect(p, tiled.bins, item);
-    const int64_t n = item / tiles;
     std::vector<int>& order = orders[thread];
-    for (int ly = 0; ly < tile.h; ++ly)
-      for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx, first = hits.start[local], count = hits.count[local];
-        // The K nearest, by depth and then face index.
-        order.resize(count);
-        for (int i = 0; i < count; ++i) order[i] = first + i;
-        const int kept = std::min(count, K);
-        auto nearer_hit = [&](int a, int b) {
-          return nearer(hits.grouped[a].z, hits.grouped_face[a], hits.grouped[b].z,
-                        hits.grouped_face[b]);
-        };
-        if (kept == count)  // all of them: a plain sort beats partial_sort's heap
-          std::sort(order.begin(), order.end(), nearer_hit);
-        else
-          std::partial_sort(order.begin(), order.begin() + kept, order.end(), nearer_hit);
-        const int64_t out = ((n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx) * K;
-        for (int k = 0; k < kept; ++k) {
-          const int64_t o = out + k;
-          const FragmentHit<T>& hit = hits.grouped[order[k]];
-          pix_to_face[o] = hits.grouped_face[order[k]];
-          zbuf[o] = hit.z;
-          dists[o] = hit.dist;
-          for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
-        }
-        // The padding, in runs that compile to wide stores: most of the output is padding.
-        std::fill_n(pix_to_face + out + kept, K - kept, int64_t(-1));
-        std::fill_n(zbuf + out + kept, K - kept, T(-1));
-        std::fill_n(dists + out + kept, K - kept, T(-1));
-        std::fill_n(bary + 3 * (out + kept), 3 * (K - kept), T(-1));
+    for_each_tile_pixel(p, tile_rect(p, tiled.bins, item), [&](int local, int64_t pixel) {
+      const int first = hits.start[local], count = hits.count[local];
+      // The K nearest, by depth and then face index.
+      order.resize(count);
+      for (int i = 0; i < count; ++i) order[i] = first + i;
+      const int kept = std::min(count, K);
+      auto nearer_hit = [&](int a, int b) {
+        return nearer(hits.grouped[a].z, hits.grouped_face[a], hits.grouped[b].z,
+                      hits.grouped_face[b]);
+      };
+      if (kept == count)  // all of them: a plain sort beats partial_sort's heap
+        std::sort(order.begin(), order.end(), nearer_hit);
+      else
+        std::partial_sort(order.begin(), order.begin() + kept, order.end(), nearer_hit);
+      const int64_t out = pixel * K;
+      for (int k = 0; k < kept; ++k) {
+        const int64_t o = out + k;
+        const FragmentHit<T>& hit = hits.grouped[order[k]];
+        pix_to_face[o] = hits.grouped_face[order[k]];
+        zbuf[o] = hit.z;
+        dists[o] = hit.dist;
+        for (int i = 0; i < 3; ++i) bary[3 * o + i] = hit.bary[i];
       }
+      // The padding, in runs that compile to wide stores: most of the output is padding.
+      std::fill_n(pix_to_face + out + kept, K - kept, int64_t(-1));
+      std::fill_n(zbuf + out + kept, K - kept, T(-1));
+      std::fill_n(dists + out + kept, K - kept, T(-1));
+      std::fill_n(bary + 3 * (out + kept), 3 * (K - kept), T(-1));
+    });
   });
 }
 
@@ -624,180 +620,277 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
   reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
 }
 
-// The fused soft silhouette visits every (face, pixel) pair of a tile once and multiplies the
-// pixel's transmittance by 1 - D in place: no list of hits, and the product's order (ascending
-// face index) does not depend on the threads.
+// ---- The fused soft silhouette ----------------------------------------------------------------
+//
+// The forward visits every (face, pixel) pair of a tile once and multiplies the pixel's
+// transmittance by 1 - D in place: no list of hits, and the product's order (ascending face
+// index) does not depend on the threads. Pixels covered by more than K faces are visited again
+// to keep the K nearest. The backward needs, of the other faces at a pixel, only the forward's
+// transmittance (silhouette_dist_grad), and visits the pairs in any order.
+
+namespace {
+
+// What every tile of one fused call reads: the faces and their tiling, the pixel centres and the
+// settings.
+template <typename T>
+struct SilhouetteScene {
+  const RasterizeParams& p;
+  const T* face_verts;
+  TiledFaces<T> tiled;
+  PixelCentres<T> centres;
+  PixelFaceSettings<T> s;
+  T sigma;
+
+  SilhouetteScene(const RasterizeParams& params, const T* verts, const int64_t* mesh_first_face,
+                  const int64_t* mesh_num_faces)
+      : p(params),
+        face_verts(verts),
+        tiled(tile_faces(params, verts, mesh_first_face, mesh_num_faces)),
+        centres(params),
+        s(pixel_face_settings<T>(params)),
+        sigma(T(params.sigma)) {}
+};
+
+// The forward's first visit of a tile: per pixel, the product of 1 - D over the faces that cover
+// it (in ascending face order) and their number.
+template <typename T>
+struct TileTransmittance {
+  T transmittance[kTile * kTile];
+  int count[kTile * kTile];
+};
+
+// Fills `out` for tile `item`, visiting its faces in ascending order.
+template <typename T>
+void attenuate_tile(const SilhouetteScene<T>& scene, int64_t item, const TileRect& tile,
+                    TileTransmittance<T>& out) {
+  std::fill_n(out.transmittance, kTile * kTile, T(1));
+  std::fill_n(out.count, kTile * kTile, 0);
+  const PixelFaceSettings<T>& s = scene.s;
+  const T* xs = scene.centres.x.data() + tile.x0;
+  PixelFace<T> pf;
+  for_each_tile_face(scene.p, scene.face_verts, scene.tiled.boxes, scene.tiled.bins, item,
+                     [&](int64_t f, const FaceSetup<T>& face, TileSpan span) {
+    // Most faces need no depth anywhere: one vectorized loop does it all.
+    if (depth_surely_visible(face, s, false)) {
+      const int first = (span.y_begin - tile.y0) * kTile;
+      attenuate_face_rows(face, s.blur_radius, scene.sigma, xs,
+                          scene.centres.y.data() + span.y_begin, span,
+                          out.transmittance + first, out.count + first);
+      return;
+    }
+    visit_face_coverage(scene.centres, tile, f, face, s.blur_radius, span,
+                        [&](int64_t, const FaceSetup<T>&, Vec2<T> pix, int local,
+                            const DistanceHit<T>& hit) {
+      if (!silhouette_depth_ok(pix, face, s, hit, false, pf)) return;
+      out.transmittance[local] *= T(1) - coverage_probability(hit.dist, scene.sigma);
+      ++out.count[local];
+    });
+  });
+}
+
+// The pixels of a tile covered by more than K faces.
+template <typename T>
+void over_full_pixels(const TileTransmittance<T>& t, int K, TileRowMasks& masks) {
+  std::fill_n(masks, kTile, uint32_t(0));
+  for (int local = 0; local < kTile * kTile; ++local)
+    if (t.count[local] > K) masks[local / kTile] |= uint32_t(1) << (local % kTile);
+}
+
+// The forward's second visit, of the pixels in `masks`: into covering[local], every face that
+// covers pixel `local`, with the bounds of its depth there (exact where it may be behind the
+// camera).
+template <typename T>
+void collect_depth_hits(const SilhouetteScene<T>& scene, int64_t item, const TileRowMasks& masks,
+                        std::vector<DepthHit<T>>* covering) {
+  for (int row = 0; row < kTile; ++row)
+    for (uint32_t bits = masks[row]; bits; bits &= bits - 1)
+      covering[row * kTile + __builtin_ctz(bits)].clear();
+  const PixelFaceSettings<T>& s = scene.s;
+  PixelFace<T> pf;
+  visit_masked_coverage(scene.p, scene.face_verts, scene.centres, scene.tiled.boxes,
+                        scene.tiled.bins, item, masks,
+                        [](const FaceSetup<T>&, int) { return true; },
+                        [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local,
+                            const DistanceHit<T>& hit) {
+    if (depth_surely_visible(face, s, false)) {
+      const DepthRange<T> depth = depth_range(face);
+      covering[local].push_back({depth.lo, depth.hi, hit.dist, f});
+    } else if (eval_depth_at(pix, face, s, pf)) {
+      covering[local].push_back({pf.z, pf.z, hit.dist, f});
+    }
+  });
+}
+
+// The transmittance at pixel `pix` over the K nearest of the faces that cover it (`hits`, which
+// the first visit counted more than K of), and the depth cut there: the K-th nearest face's
+// depth and index, or no cut (0, -1) where fewer than K + 1 faces are found again (only a depth
+// that overflows to NaN can do that).
+template <typename T>
+T nearest_transmittance(const SilhouetteScene<T>& scene, Vec2<T> pix,
+                        std::vector<DepthHit<T>>& hits, std::vector<T>& scratch_bounds, T& cut_z,
+                        int64_t& cut_face) {
+  const int K = scene.p.faces_per_pixel;
+  const size_t kept = std::min(hits.size(), size_t(K));
+  cut_z = T(0);
+  cut_face = -1;
+  if (hits.size() > kept) {
+    PixelFace<T> pf;
+    const DepthHit<T> kth = keep_nearest(hits, K, scratch_bounds, [&](const DepthHit<T>& hit) {
+      eval_depth_at(pix, prepare_face(scene.face_verts + 9 * hit.face, scene.s), scene.s, pf);
+      return pf.z;
+    });
+    cut_z = kth.lo;
+    cut_face = kth.face;
+  }
+  T transmittance = T(1);
+  for (size_t k = 0; k < kept; ++k)
+    transmittance *= T(1) - coverage_probability(hits[k].dist, scene.sigma);
+  return transmittance;
+}
+
+// The backward's view of a tile's pixels: weight = grad_alpha * transmittance (zero beyond the
+// image), the depth cut (cut_z infinite where there is none, and beyond the image), and the
+// pixels with both a cut and a gradient.
+template <typename T>
+struct TileGradient {
+  T weight[kTile * kTile];
+  T cut_z[kTile * kTile];
+  int64_t cut_face[kTile * kTile];
+  TileRowMasks cut;
+};
+
+// Fills `t` from the forward's state; false where no pixel of the tile has a gradient (the
+// background of a masked loss), which the backward skips.
+template <typename T>
+bool load_tile_gradient(const RasterizeParams& p, const TileRect& tile, const T* grad_alpha,
+                        SilhouetteState<const T, const int64_t> state, TileGradient<T>& t) {
+  std::fill_n(t.weight, kTile * kTile, T(0));
+  std::fill_n(t.cut_z, kTile * kTile, std::numeric_limits<T>::infinity());
+  std::fill_n(t.cut_face, kTile * kTile, int64_t(-1));
+  std::fill_n(t.cut, kTile, uint32_t(0));
+  bool any = false;
+  for_each_tile_pixel(p, tile, [&](int local, int64_t o) {
+    t.weight[local] = grad_alpha[o] * state.transmittance[o];
+    t.cut_face[local] = state.cut_face[o];
+    if (t.cut_face[local] >= 0) t.cut_z[local] = state.cut_z[o];
+    if (t.cut_face[local] >= 0 && t.weight[local] != T(0))
+      t.cut[local / kTile] |= uint32_t(1) << (local % kTile);
+    any = any || t.weight[local] != T(0);
+  });
+  return any;
+}
+
+// The gradient of one (face, pixel) pair where the face covers the pixel in 2D, added to g (the
+// face's 9 values): none where the face is behind the camera or beyond the pixel's cut.
+template <typename T>
+void add_pixel_gradient(const SilhouetteScene<T>& scene, const TileGradient<T>& t, int64_t f,
+                        const FaceSetup<T>& face, Vec2<T> pix, int local,
+                        const DistanceHit<T>& hit, PixelFace<T>& pf, double* g) {
+  if (t.weight[local] == T(0)) return;
+  const bool cut = t.cut_face[local] >= 0;
+  if (!silhouette_depth_ok(pix, face, scene.s, hit, cut, pf)) return;
+  if (cut && nearer(t.cut_z[local], t.cut_face[local], pf.z, f)) return;
+  const T d = coverage_probability(hit.dist, scene.sigma);
+  eval_dist_backward(pix, scene.face_verts + 9 * f, hit,
+                     silhouette_dist_grad(t.weight[local], d, scene.sigma), g);
+}
+
+// The backward of every face listed in the tile, into g (9 values a face), over the pixels
+// where it is surely kept; pixel_gradient(f, face, pix, local, hit) is add_pixel_gradient. Most
+// faces need no depth: one vectorized loop does those, and the cut pixels are left for
+// cut_pixel_gradients. The others are done pixel by pixel.
+template <typename T, typename PixelGradient>
+void tile_face_gradients(const SilhouetteScene<T>& scene, int64_t item, const TileRect& tile,
+                         const TileGradient<T>& t, const PixelGradient& pixel_gradient,
+                         double* g) {
+  const PixelFaceSettings<T>& s = scene.s;
+  const T* xs = scene.centres.x.data() + tile.x0;
+  for_each_tile_face(scene.p, scene.face_verts, scene.tiled.boxes, scene.tiled.bins, item,
+                     [&](int64_t f, const FaceSetup<T>& face, TileSpan span) {
+    if (!depth_surely_visible(face, s, false)) {
+      visit_face_coverage(scene.centres, tile, f, face, s.blur_radius, span, pixel_gradient);
+      return;
+    }
+    const int first = (span.y_begin - tile.y0) * kTile;
+    T grad_xy[6];
+    distance_gradient_face_rows(face, s.blur_radius, scene.sigma, xs,
+                                scene.centres.y.data() + span.y_begin, span, t.weight + first,
+                                t.cut_z + first, grad_xy);
+    for (int i = 0; i < 3; ++i) {
+      g[9 * f + 3 * i] += grad_xy[2 * i];
+      g[9 * f + 3 * i + 1] += grad_xy[2 * i + 1];
+    }
+  });
+}
+
+// What the vectorized loop left: at the cut pixels, the faces whose depth range holds the cut.
+template <typename T, typename PixelGradient>
+void cut_pixel_gradients(const SilhouetteScene<T>& scene, int64_t item, const TileGradient<T>& t,
+                         const PixelGradient& pixel_gradient) {
+  visit_masked_coverage(scene.p, scene.face_verts, scene.centres, scene.tiled.boxes,
+                        scene.tiled.bins, item, t.cut,
+                        [&](const FaceSetup<T>& face, int local) {
+                          const DepthRange<T> depth = depth_range(face);
+                          return depth_surely_visible(face, scene.s, false) &&
+                                 !(depth.hi < t.cut_z[local]) && !(depth.lo > t.cut_z[local]);
+                        },
+                        pixel_gradient);
+}
+
+}  // namespace
+
 template <typename T>
 void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
                                  const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                  T* alpha, SilhouetteState<T> state) {
-  const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
-  const PixelCentres<T> centres(p);
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const T sigma = T(p.sigma);
-  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
+  const SilhouetteScene<T> scene(p, face_verts, mesh_first_face, mesh_num_faces);
   std::vector<std::vector<std::vector<DepthHit<T>>>> covering(
       thread_slots(), std::vector<std::vector<DepthHit<T>>>(kTile * kTile));
   std::vector<std::vector<T>> scratch_bounds(thread_slots());
-  parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    const TileRect tile = tile_rect(p, tiled.bins, item);
-    T transmittance[kTile * kTile];
-    int count[kTile * kTile];
-    std::fill(transmittance, transmittance + kTile * kTile, T(1));
-    std::fill(count, count + kTile * kTile, 0);
-    PixelFace<T> pf;
-    const T* xs = centres.x.data() + tile.x0;
-    for_each_tile_face(p, face_verts, tiled.boxes, tiled.bins, item,
-                       [&](int64_t f, const FaceSetup<T>& face, TileSpan span) {
-                         // Most faces need no depth anywhere: one vectorized loop does it all.
-                         if (depth_surely_visible(face, s, false)) {
-                           const int first = (span.y_begin - tile.y0) * kTile;
-                           attenuate_face_rows(face, s.blur_radius, sigma, xs,
-                                               centres.y.data() + span.y_begin, span,
-                                               transmittance + first, count + first);
-                           return;
-                         }
-                         visit_face_coverage(centres, tile, f, face, s.blur_radius, span,
-                                             [&](int64_t, const FaceSetup<T>&, Vec2<T> pix,
-                                                 int local, const DistanceHit<T>& hit) {
-                                               if (!silhouette_depth_ok(pix, face, s, hit, false, pf))
-                                                 return;
-                                               transmittance[local] *=
-                                                   T(1) - coverage_probability(hit.dist, sigma);
-                                               ++count[local];
-                                             });
-                       });
+  parallel_round_robin(scene.tiled.items(), [&](int64_t thread, int64_t item) {
+    const TileRect tile = tile_rect(p, scene.tiled.bins, item);
+    TileTransmittance<T> t;
+    attenuate_tile(scene, item, tile, t);
     // Pixels covered by more than K faces keep their K nearest (the rasterizer's rule): their
     // faces are found again, with depth ranges, and the transmittance is taken over the K
     // nearest. Few pixels need it (468 of the cow's 9,908 at K = 100).
-    std::vector<std::vector<DepthHit<T>>>& nearest = covering[thread];
-    TileRowMasks cut = {};
-    for (int local = 0; local < kTile * kTile; ++local)
-      if (count[local] > p.faces_per_pixel) {
-        cut[local / kTile] |= uint32_t(1) << (local % kTile);
-        nearest[local].clear();
-      }
-    visit_masked_coverage(p, face_verts, centres, tiled.boxes, tiled.bins, item, cut,
-                          [](const FaceSetup<T>&, int) { return true; },
-                          [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local,
-                              const DistanceHit<T>& hit) {
-                            if (depth_surely_visible(face, s, false)) {
-                              const DepthRange<T> depth = depth_range(face);
-                              nearest[local].push_back({depth.lo, depth.hi, hit.dist, f});
-                            } else if (eval_depth_at(pix, face, s, pf)) {
-                              nearest[local].push_back({pf.z, pf.z, hit.dist, f});
-                            }
-                          });
-    const int64_t n = item / tiles;
-    for (int ly = 0; ly < tile.h; ++ly)
-      for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx;
-        const int64_t o = (n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx;
-        state.cut_z[o] = T(0);
-        state.cut_face[o] = -1;
-        if (count[local] > p.faces_per_pixel) {
-          std::vector<DepthHit<T>>& hits = nearest[local];
-          // Only a depth that overflows to NaN can make the second visit find fewer faces than
-          // the first counted; then there is no cut.
-          const size_t kept = std::min(hits.size(), size_t(p.faces_per_pixel));
-          if (hits.size() > kept) {
-            const Vec2<T> pix = centres(tile.x0 + lx, tile.y0 + ly);
-            const DepthHit<T> kth = keep_nearest(hits, p.faces_per_pixel, scratch_bounds[thread],
-                                                 [&](const DepthHit<T>& hit) {
-              eval_depth_at(pix, prepare_face(face_verts + 9 * hit.face, s), s, pf);
-              return pf.z;
-            });
-            state.cut_z[o] = kth.lo;
-            state.cut_face[o] = kth.face;
-          }
-          transmittance[local] = T(1);
-          for (size_t k = 0; k < kept; ++k)
-            transmittance[local] *= T(1) - coverage_probability(hits[k].dist, sigma);
-        }
-        state.transmittance[o] = transmittance[local];
-        alpha[o] = T(1) - transmittance[local];
-      }
+    TileRowMasks cut;
+    over_full_pixels(t, p.faces_per_pixel, cut);
+    collect_depth_hits(scene, item, cut, covering[thread].data());
+    for_each_tile_pixel(p, tile, [&](int local, int64_t o) {
+      state.cut_z[o] = T(0);
+      state.cut_face[o] = -1;
+      if (t.count[local] > p.faces_per_pixel)
+        t.transmittance[local] =
+            nearest_transmittance(scene, scene.centres.at(tile, local), covering[thread][local],
+                                  scratch_bounds[thread], state.cut_z[o], state.cut_face[o]);
+      state.transmittance[o] = t.transmittance[local];
+      alpha[o] = T(1) - t.transmittance[local];
+    });
   });
 }
 
-// With alpha = 1 - prod_k (1 - D_k) and dD/ddist = -D (1 - D) / sigma, the gradient of one face's
-// distance is d alpha / d dist_k = -transmittance * D_k / sigma: the forward's transmittance is
-// all the backward needs of the other faces, and it visits the pairs in any order.
 template <typename T>
 void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                   const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                   const T* grad_alpha,
                                   SilhouetteState<const T, const int64_t> state,
                                   T* grad_face_verts) {
-  const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
-  const PixelCentres<T> centres(p);
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const T sigma = T(p.sigma);
-  const int64_t tiles = int64_t(tiled.bins.tiles_x) * tiled.bins.tiles_y;
+  const SilhouetteScene<T> scene(p, face_verts, mesh_first_face, mesh_num_faces);
   GradBuffers grads(thread_slots());
-  parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
-    const TileRect tile = tile_rect(p, tiled.bins, item);
-    const int64_t n = item / tiles;
-    // Per pixel of the tile: grad_alpha * transmittance (zero beyond the image), and the depth
-    // cut (infinite where there is none, and beyond the image).
-    T weight[kTile * kTile] = {};
-    T cut_z[kTile * kTile];
-    std::fill_n(cut_z, kTile * kTile, std::numeric_limits<T>::infinity());
-    int64_t cut_face[kTile * kTile];
-    TileRowMasks cut = {};  // pixels with a cut and a gradient
-    bool any = false;  // tiles with no gradient (the background of a masked loss) are skipped
-    for (int ly = 0; ly < tile.h; ++ly)
-      for (int lx = 0; lx < tile.w; ++lx) {
-        const int local = ly * kTile + lx;
-        const int64_t o = (n * p.height + tile.y0 + ly) * p.width + tile.x0 + lx;
-        weight[local] = grad_alpha[o] * state.transmittance[o];
-        cut_face[local] = state.cut_face[o];
-        cut_z[local] = cut_face[local] < 0 ? std::numeric_limits<T>::infinity() : state.cut_z[o];
-        if (cut_face[local] >= 0 && weight[local] != T(0)) cut[ly] |= uint32_t(1) << lx;
-        any = any || weight[local] != T(0);
-      }
-    if (!any) return;
+  parallel_round_robin(scene.tiled.items(), [&](int64_t thread, int64_t item) {
+    const TileRect tile = tile_rect(p, scene.tiled.bins, item);
+    TileGradient<T> t;
+    if (!load_tile_gradient(p, tile, grad_alpha, state, t)) return;
     std::vector<double>& g = grads[thread];
     if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
     PixelFace<T> pf;
-    // The gradient of one (face, pixel) pair where the face covers the pixel in 2D.
     auto pixel_gradient = [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local,
                               const DistanceHit<T>& hit) {
-      if (weight[local] == T(0)) return;
-      const bool cut = cut_face[local] >= 0;
-      if (!silhouette_depth_ok(pix, face, s, hit, cut, pf)) return;
-      if (cut && nearer(cut_z[local], cut_face[local], pf.z, f)) return;
-      const T grad_dist = -weight[local] * coverage_probability(hit.dist, sigma) / sigma;
-      eval_dist_backward(pix, face_verts + 9 * f, hit, grad_dist, g.data() + 9 * f);
+      add_pixel_gradient(scene, t, f, face, pix, local, hit, pf, g.data() + 9 * f);
     };
-    const T* xs = centres.x.data() + tile.x0;
-    for_each_tile_face(p, face_verts, tiled.boxes, tiled.bins, item,
-                       [&](int64_t f, const FaceSetup<T>& face, TileSpan span) {
-                         if (!depth_surely_visible(face, s, false)) {
-                           visit_face_coverage(centres, tile, f, face, s.blur_radius, span,
-                                               pixel_gradient);
-                           return;
-                         }
-                         // Most faces need no depth: one vectorized loop for the pixels where
-                         // they are surely kept, and the other cut pixels below.
-                         const int first = (span.y_begin - tile.y0) * kTile;
-                         T grad_xy[6];
-                         distance_gradient_face_rows(face, s.blur_radius, sigma, xs,
-                                                     centres.y.data() + span.y_begin, span,
-                                                     weight + first, cut_z + first, grad_xy);
-                         for (int i = 0; i < 3; ++i) {
-                           g[9 * f + 3 * i] += grad_xy[2 * i];
-                           g[9 * f + 3 * i + 1] += grad_xy[2 * i + 1];
-                         }
-                       });
-    // What the vectorized loop left: the faces whose depth range holds a pixel's cut.
-    visit_masked_coverage(p, face_verts, centres, tiled.boxes, tiled.bins, item, cut,
-                          [&](const FaceSetup<T>& face, int local) {
-                            const DepthRange<T> depth = depth_range(face);
-                            return depth_surely_visible(face, s, false) &&
-                                   !(depth.hi < cut_z[local]) && !(depth.lo > cut_z[local]);
-                          },
-                          pixel_gradient);
+    tile_face_gradients(scene, item, tile, t, pixel_gradient, g.data());
+    cut_pixel_gradients(scene, item, t, pixel_gradient);
   });
   reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
 }
@@ -823,15 +916,17 @@ void silhouette_blend_forward_cpu(int64_t pixels, int K, double sigma, const int
   });
 }
 
-// d alpha / d dist_k = -transmittance * D_k / sigma, as in the fused kernel.
+// The fused kernels' gradient, silhouette_dist_grad, with the transmittance from the forward.
 template <typename T>
 void silhouette_blend_backward_cpu(int64_t pixels, int K, double sigma, const int64_t* pix_to_face,
                                    const T* dists, const T* log_transmittance, const T* grad_alpha,
                                    T* grad_dists) {
   parallel_pixels(pixels, [&](int64_t i) {
-    const T weight = -grad_alpha[i] * std::exp(log_transmittance[i]) / T(sigma);
+    const T weight = grad_alpha[i] * std::exp(log_transmittance[i]), s = T(sigma);
     for (int64_t o = i * K; o < (i + 1) * K; ++o)
-      grad_dists[o] = pix_to_face[o] >= 0 ? weight * coverage_probability(dists[o], T(sigma)) : T(0);
+      grad_dists[o] = pix_to_face[o] < 0
+                          ? T(0)
+                          : silhouette_dist_grad(weight, coverage_probability(dists[o], s), s);
   });
 }
 

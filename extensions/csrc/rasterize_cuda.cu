@@ -25,7 +25,6 @@
 namespace lib3dr {
 namespace {
 
-constexpr int kTile = 16;                // tile side in pixels, as on the CPU
 constexpr int kThreads = kTile * kTile;  // threads of a block: one per pixel of a tile
 constexpr int kMaxFacesPerPixel = 128;   // the largest per-thread list of nearest faces
 constexpr const char* kTooManyFacesPerPixel = "faces_per_pixel > 128 is not supported on CUDA";
@@ -107,13 +106,11 @@ __global__ void bin_faces_kernel(RasterizeParams p, const T* face_verts,
   const PixelBox b = face_pixel_box(p, face_verts + 9 * f);
   if (!fill) boxes[f] = b;
   const int n = mesh_of_face(f, mesh_first_face, mesh_num_faces, p.num_meshes);
-  if (n < 0 || b.x0 > b.x1 || b.y0 > b.y1) return;
-  for (int ty = b.y0 / kTile; ty <= b.y1 / kTile; ++ty)
-    for (int tx = b.x0 / kTile; tx <= b.x1 / kTile; ++tx) {
-      const int64_t bin = n * tiles + int64_t(ty) * tiles_x + tx;
-      const unsigned long long slot = atomicAdd(&cursor[bin], 1ULL);
-      if (fill) faces[start[bin] + slot] = int(f);
-    }
+  if (n < 0) return;
+  for_each_bin_of_box(b, n, tiles_x, tiles, [&](int64_t bin) {
+    const unsigned long long slot = atomicAdd(&cursor[bin], 1ULL);
+    if (fill) faces[start[bin] + slot] = int(f);
+  });
 }
 
 // Bins the faces of every mesh (bins.count is 0 for an empty batch or image).
@@ -121,8 +118,8 @@ template <typename T>
 const char* bin_faces(const RasterizeParams& p, const T* face_verts,
                       const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                       cudaStream_t stream, Scratch& scratch, Bins& bins) {
-  bins.tiles_x = (p.width + kTile - 1) / kTile;
-  bins.tiles = int64_t(bins.tiles_x) * ((p.height + kTile - 1) / kTile);
+  bins.tiles_x = tiles_along(p.width);
+  bins.tiles = int64_t(bins.tiles_x) * tiles_along(p.height);
   bins.count = p.num_meshes * bins.tiles;
   if (bins.count == 0) return nullptr;
   if (bins.count >= INT_MAX) return "too many (mesh, tile) bins for the CUDA rasterizer";
@@ -179,13 +176,13 @@ struct Pixel {
 template <typename T>
 __device__ Pixel<T> block_pixel(const RasterizeParams& p, const Bins& bins) {
   Pixel<T> px;
-  const int64_t mesh = blockIdx.x / bins.tiles, tile = blockIdx.x % bins.tiles;
-  px.x = int(tile % bins.tiles_x) * kTile + int(threadIdx.x);
-  px.y = int(tile / bins.tiles_x) * kTile + int(threadIdx.y);
+  const BinOrigin bin = bin_origin(blockIdx.x, bins.tiles_x, bins.tiles);
+  px.x = bin.x0 + int(threadIdx.x);
+  px.y = bin.y0 + int(threadIdx.y);
   px.in_image = px.x < p.width && px.y < p.height;
   px.ndc = {T(pixel_center_ndc(px.x, p.width, ndc_range_x(p))),
             T(pixel_center_ndc(px.y, p.height, ndc_range_y(p)))};
-  px.index = (mesh * p.height + px.y) * p.width + px.x;
+  px.index = pixel_index(p, bin.mesh, px.x, px.y);
   return px;
 }
 
@@ -229,19 +226,27 @@ __device__ int select_nearest(const RasterizeParams& p, const Bins& bins, const 
   return count;
 }
 
-// ---- Phase 3: outputs ------------------------------------------------------------------------
-
-// One thread per pixel of a bin: its K nearest faces, written out as fragments.
-template <typename T, int Cap>
-__global__ void __launch_bounds__(kThreads)
-    rasterize_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts,
-                             int64_t* pix_to_face, T* zbuf, T* bary, T* dists) {
+// Phase 2 for the kernels below, run by every thread of a bin's block: selects the K nearest
+// faces at the thread's pixel (at most Cap), then, for a pixel in the image, calls
+// output(pixel, faces, count) with them in depth order.
+template <typename T, int Cap, typename Output>
+__device__ void with_nearest_faces(const RasterizeParams& p, const Bins& bins, const T* face_verts,
+                                   const Output& output) {
   __shared__ FaceChunk<T> chunk;
   T zs[Cap];
   int64_t faces[Cap];
   const Pixel<T> px = block_pixel<T>(p, bins);
   const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
-  if (!px.in_image) return;
+  if (px.in_image) output(px, faces, count);
+}
+
+// ---- Phase 3: outputs ------------------------------------------------------------------------
+
+// The fragments of this thread's pixel: its `count` nearest faces, then -1 padding up to K.
+template <typename T>
+__device__ void write_fragments(const RasterizeParams& p, const T* face_verts, const Pixel<T>& px,
+                                const int64_t* faces, int count, int64_t* pix_to_face, T* zbuf,
+                                T* bary, T* dists) {
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   PixelFace<T> pf;
   for (int k = 0; k < p.faces_per_pixel; ++k) {
@@ -260,24 +265,39 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per pixel of a bin: alpha = 1 - prod_k (1 - D_k) over its K nearest faces.
+// One thread per pixel of a bin: its K nearest faces, written out as fragments.
 template <typename T, int Cap>
 __global__ void __launch_bounds__(kThreads)
-    soft_silhouette_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts, T* alpha) {
-  __shared__ FaceChunk<T> chunk;
-  T zs[Cap];
-  int64_t faces[Cap];
-  const Pixel<T> px = block_pixel<T>(p, bins);
-  const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
-  if (!px.in_image) return;
+    rasterize_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts,
+                             int64_t* pix_to_face, T* zbuf, T* bary, T* dists) {
+  with_nearest_faces<T, Cap>(p, bins, face_verts, [&](const Pixel<T>& px, const int64_t* faces,
+                                                      int count) {
+    write_fragments(p, face_verts, px, faces, count, pix_to_face, zbuf, bary, dists);
+  });
+}
+
+// The transmittance prod_k (1 - D_k) over the `count` faces selected at this thread's pixel.
+template <typename T>
+__device__ T transmittance_of(const RasterizeParams& p, const T* face_verts, const Pixel<T>& px,
+                              const int64_t* faces, int count) {
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   PixelFace<T> pf;
-  T transmittance = T(1);  // prod_k (1 - D_k)
+  T transmittance = T(1);
   for (int k = 0; k < count; ++k) {
     eval_pixel_face(px.ndc, face_verts + 9 * faces[k], s, pf);
     transmittance *= T(1) - coverage_probability(pf.dist, T(p.sigma));
   }
-  alpha[px.index] = T(1) - transmittance;
+  return transmittance;
+}
+
+// One thread per pixel of a bin: alpha = 1 - prod_k (1 - D_k) over its K nearest faces.
+template <typename T, int Cap>
+__global__ void __launch_bounds__(kThreads)
+    soft_silhouette_forward_kernel(RasterizeParams p, Bins bins, const T* face_verts, T* alpha) {
+  with_nearest_faces<T, Cap>(p, bins, face_verts, [&](const Pixel<T>& px, const int64_t* faces,
+                                                      int count) {
+    alpha[px.index] = T(1) - transmittance_of(p, face_verts, px, faces, count);
+  });
 }
 
 // Adds a face's 9 gradient values to grad, sparing the atomics of the zeros.
@@ -286,42 +306,33 @@ __device__ void add_face_grad(double* grad, const double* g) {
     if (g[i] != 0.0) atomicAdd(grad + i, g[i]);
 }
 
-// One thread per pixel of a bin: grad_alpha times d alpha / d(its K nearest faces).
+// One thread per pixel of a bin: grad_alpha times d alpha / d(its K nearest faces), as on the
+// CPU: the transmittance first, then each face's silhouette_dist_grad and eval_dist_backward.
 template <typename T, int Cap>
 __global__ void __launch_bounds__(kThreads)
     soft_silhouette_backward_kernel(RasterizeParams p, Bins bins, const T* face_verts,
                                     const T* grad_alpha, double* grad_face_verts) {
-  __shared__ FaceChunk<T> chunk;
-  T zs[Cap];
-  int64_t faces[Cap];
-  const Pixel<T> px = block_pixel<T>(p, bins);
-  const T grad = px.in_image ? grad_alpha[px.index] : T(0);
+  const Pixel<T> me = block_pixel<T>(p, bins);
+  const T grad = me.in_image ? grad_alpha[me.index] : T(0);
   // Skip tiles whose pixels all have zero gradient (the background of a masked loss, say).
   if (!__syncthreads_or(grad != T(0))) return;
-  const int count = select_nearest(p, bins, face_verts, px, chunk, zs, faces);
-  if (grad == T(0)) return;
-  const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
-  const T sigma = T(p.sigma), zero_bary[3] = {T(0), T(0), T(0)};
-  PixelFace<T> pf;
-  // d alpha / d D_k = prod_{j != k} (1 - D_j), from prefix and suffix products so that a fully
-  // covering face (D = 1) does not divide by zero. The prefix products replace the depths in zs.
-  T before = T(1);
-  for (int k = 0; k < count; ++k) {
-    eval_pixel_face(px.ndc, face_verts + 9 * faces[k], s, pf);
-    zs[k] = before;
-    before *= T(1) - coverage_probability(pf.dist, sigma);
-  }
-  T after = T(1);
-  for (int k = count - 1; k >= 0; --k) {
-    const T* face = face_verts + 9 * faces[k];
-    eval_pixel_face(px.ndc, face, s, pf);
-    const T D = coverage_probability(pf.dist, sigma);
-    const T grad_dist = grad * zs[k] * after * (-D * (T(1) - D) / sigma);
-    double g[9] = {};
-    eval_pixel_face_backward(px.ndc, face, s, pf, T(0), zero_bary, grad_dist, g);
-    add_face_grad(grad_face_verts + 9 * faces[k], g);
-    after *= T(1) - D;
-  }
+  with_nearest_faces<T, Cap>(p, bins, face_verts, [&](const Pixel<T>& px, const int64_t* faces,
+                                                      int count) {
+    if (grad == T(0)) return;
+    const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
+    const T sigma = T(p.sigma);
+    const T weight = grad * transmittance_of(p, face_verts, px, faces, count);
+    PixelFace<T> pf;
+    for (int k = 0; k < count; ++k) {
+      const T* face = face_verts + 9 * faces[k];
+      eval_pixel_face(px.ndc, face, s, pf);
+      const T d = coverage_probability(pf.dist, sigma);
+      double g[9] = {};
+      eval_dist_backward(px.ndc, face, DistanceHit<T>::of(pf),
+                         silhouette_dist_grad(weight, d, sigma), g);
+      add_face_grad(grad_face_verts + 9 * faces[k], g);
+    }
+  });
 }
 
 // One thread per (pixel, k) fragment of pix_to_face: the fragment's gradient, added to its face.
@@ -397,6 +408,23 @@ void with_capacity(int K, const Launch& launch) {
 
 const dim3 kTileBlock(kTile, kTile);
 
+// Bins the faces, then launches a kernel of one kTileBlock per bin: launch(cap, bins) does it,
+// with the list capacity `cap` (with_capacity). No launch for an empty batch or image.
+template <typename T, typename Launch>
+const char* bin_and_launch(const RasterizeParams& p, const T* face_verts,
+                           const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
+                           cudaStream_t stream, Scratch& scratch, const Launch& launch) {
+  if (p.faces_per_pixel > kMaxFacesPerPixel) return kTooManyFacesPerPixel;
+  Bins bins;
+  if (const char* error =
+          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
+    return error;
+  if (bins.count == 0) return nullptr;
+  with_capacity(p.faces_per_pixel, [&](auto cap) { launch(cap, bins); });
+  LIB3DR_TRY(cudaGetLastError());
+  return nullptr;
+}
+
 }  // namespace
 
 template <typename T>
@@ -404,21 +432,14 @@ const char* rasterize_forward_cuda(const RasterizeParams& p, const T* face_verts
                                    const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                    int64_t* pix_to_face, T* zbuf, T* bary, T* dists,
                                    int64_t stream_id) {
-  if (p.faces_per_pixel > kMaxFacesPerPixel) return kTooManyFacesPerPixel;
   const auto stream = reinterpret_cast<cudaStream_t>(stream_id);
   Scratch scratch(stream);
-  Bins bins;
-  if (const char* error =
-          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
-    return error;
-  if (bins.count == 0) return nullptr;
-  with_capacity(p.faces_per_pixel, [&](auto cap) {
-    rasterize_forward_kernel<T, decltype(cap)::value><<<unsigned(bins.count), kTileBlock, 0,
-                                                        stream>>>(p, bins, face_verts,
-                                                                  pix_to_face, zbuf, bary, dists);
+  return bin_and_launch(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch,
+                        [&](auto cap, const Bins& bins) {
+    rasterize_forward_kernel<T, decltype(cap)::value>
+        <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, pix_to_face, zbuf,
+                                                          bary, dists);
   });
-  LIB3DR_TRY(cudaGetLastError());
-  return nullptr;
 }
 
 template <typename T>
@@ -445,20 +466,13 @@ const char* soft_silhouette_forward_cuda(const RasterizeParams& p, const T* face
                                          const int64_t* mesh_first_face,
                                          const int64_t* mesh_num_faces, T* alpha,
                                          int64_t stream_id) {
-  if (p.faces_per_pixel > kMaxFacesPerPixel) return kTooManyFacesPerPixel;
   const auto stream = reinterpret_cast<cudaStream_t>(stream_id);
   Scratch scratch(stream);
-  Bins bins;
-  if (const char* error =
-          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
-    return error;
-  if (bins.count == 0) return nullptr;
-  with_capacity(p.faces_per_pixel, [&](auto cap) {
+  return bin_and_launch(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch,
+                        [&](auto cap, const Bins& bins) {
     soft_silhouette_forward_kernel<T, decltype(cap)::value>
         <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, alpha);
   });
-  LIB3DR_TRY(cudaGetLastError());
-  return nullptr;
 }
 
 template <typename T>
@@ -472,19 +486,12 @@ const char* soft_silhouette_backward_cuda(const RasterizeParams& p, const T* fac
   const int64_t size = int64_t(p.num_faces) * 9;
   double* grad;
   if (const char* error = zeroed_grad(grad_face_verts, size, stream, scratch, &grad)) return error;
-  Bins bins;
-  if (const char* error =
-          bin_faces(p, face_verts, mesh_first_face, mesh_num_faces, stream, scratch, bins))
-    return error;
-  if (bins.count > 0) {
-    with_capacity(p.faces_per_pixel, [&](auto cap) {
-      soft_silhouette_backward_kernel<T, decltype(cap)::value>
-          <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, grad_alpha,
-                                                            grad);
-    });
-    LIB3DR_TRY(cudaGetLastError());
-  }
-  return finish_grad(grad, grad_face_verts, size, stream);
+  const char* error = bin_and_launch(p, face_verts, mesh_first_face, mesh_num_faces, stream,
+                                     scratch, [&](auto cap, const Bins& bins) {
+    soft_silhouette_backward_kernel<T, decltype(cap)::value>
+        <<<unsigned(bins.count), kTileBlock, 0, stream>>>(p, bins, face_verts, grad_alpha, grad);
+  });
+  return error ? error : finish_grad(grad, grad_face_verts, size, stream);
 }
 
 #define LIB3DR_INSTANTIATE(T)                                                                    \
