@@ -27,7 +27,7 @@ CUDA_ENV := $(CURDIR)/.venvs/cuda
 CUDA_ARCHS ?= 9.0
 
 .PHONY: help setup test test-python test-chapters test-book test-variants test-cuda-build \
-        test-pythons book lab bench gpu-check fuzz sanitize clean
+        test-pythons book lab bench gpu-check fuzz sanitize assignments grade clean
 
 help:
 	@echo "make test    set up, run every test and every chapter, the kernel build variants and the CUDA build"
@@ -38,6 +38,8 @@ help:
 	@echo "make test-pythons  the tests under the oldest and newest supported Python (3.10, 3.13)"
 	@echo "make fuzz    run the property-based tests with many examples"
 	@echo "make sanitize  build lib3dr._C with AddressSanitizer + UBSan, run the C++-facing tests"
+	@echo "make assignments  the chapters as nbgrader assignments: build/assignments/release/ to hand out"
+	@echo "make grade SUBMITTED=dir  autograde dir/<student>/<chapter>/<chapter>.ipynb into build/grades.csv"
 
 $(PY):
 	python3 -m venv $(ENV)
@@ -171,6 +173,17 @@ sanitize: setup
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/test_rasterizer.py tests/test_fuzz.py tests/test_renderer.py; \
 	  status=$$?; $(PY) -m pip install --no-build-isolation --no-deps -e . -q; exit $$status
+
+# Teaching with the book (README): nbgrader's course layout under build/assignments/, the
+# instructor versions in source/, the student versions to hand out in release/; then grading of
+# SUBMITTED/<student>/<chapter>/<chapter>.ipynb into its gradebook, feedback pages and build/grades.csv.
+CELL_TIMEOUT ?= 300
+assignments: setup
+	$(PY) -m lib3dr_book.classroom assignments
+
+grade: setup
+	$(if $(SUBMITTED),,$(error usage: make grade SUBMITTED=<dir of student/chapter/chapter.ipynb>))
+	$(PY) -m lib3dr_book.classroom grade $(SUBMITTED) --cell-timeout $(CELL_TIMEOUT)
 
 clean:
 	rm -rf build lib3dr/_C*.so chapters/*.ipynb

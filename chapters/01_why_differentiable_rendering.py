@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 
 import lib3dr
 from lib3dr_book.exercises import chapter01
+from lib3dr_book.paths import data_path
 from lib3dr_book.plotting import image_grid, plot_curves, save_figure, write_gif
 from lib3dr.renderer import (AmbientLights, BlendParams, FoVPerspectiveCameras, HardPhongShader,
                              MeshRasterizer, MeshRenderer, PointLights, RasterizationSettings,
@@ -628,28 +629,92 @@ assert alphas[1][hard_mask].min() < 0.99 < alphas[2][hard_mask].min()
 #
 # ## Exercises
 #
+# Each exercise has a cell for your answer (replace the line that raises `NotImplementedError`)
+# and a test cell below it, which checks your answer and tells you what it expected and what came.
+# When the notebook is graded, hidden tests in the same test cells decide the points.
+#
 # **Exercise 1.1 — the gradient of a soft edge, by hand.** In one dimension, a disk of radius
 # $r$ centred at $c$ covers the point $p$ with the soft value
 # $a(c) = \operatorname{sigmoid}\big((r - |p - c|)/s\big)$. Derive $\partial a / \partial c$ and
-# write it as a function `soft_edge_gradient(c, p, r, s)` of tensors (no autograd). Check it with
-# `chapter01.check_soft_edge_gradient(soft_edge_gradient)`. Where is the gradient largest, and
-# what happens to it as $s \to 0$?
-#
-# **Exercise 1.2 — recover a sphere's size and position.** `chapter01.mystery_silhouette()`
-# returns the $64 \times 64$ soft silhouette ($\sigma = 10^{-4}$, the camera of this chapter) of one
-# `ico_sphere(2)` of unknown radius, whose centre lies somewhere in the plane $z = 0$. Fit the
-# centre's $x$, $y$ and the radius with Adam, starting from radius 0.5 at the origin
-# (`chapter01.sphere_silhouette(centre, radius)` renders a candidate), and check your answer with
-# `chapter01.check_sphere_fit(centre, radius)`. Then let $z$ free as well: why does the fit no
-# longer find the right sphere, although its silhouette matches?
-#
-# The cells below run the reference solutions (from `lib3dr.exercises.chapter01`) through the
-# checks; write your own and call the checks on them.
+# write it as a function `soft_edge_gradient(c, p, r, s)` of tensors, elementwise, with torch
+# operations (autograd is what the test compares with, so it is blocked while your function runs).
+# Where is the gradient largest, and what happens to it as $s \to 0$?
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_1_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def soft_edge_gradient(c, p, r, s):
+    """d/dc sigmoid((r - |p - c|) / s), elementwise: tensors in, a tensor of their shape out."""
+    ### BEGIN SOLUTION
+    a = torch.sigmoid((r - (p - c).abs()) / s)
+    return a * (1 - a) * torch.sign(p - c) / s
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+assert chapter01.check_soft_edge_gradient(soft_edge_gradient)
+### BEGIN HIDDEN TESTS
+import importlib
+from lib3dr_book.exercises import shortcuts
+shortcuts = importlib.reload(shortcuts)  # as shipped, whatever the notebook did to it
+
+
+def _soft_edge_gradient_reference(c, p, r, s):
+    u = (r - (p - c).abs()) / s
+    return torch.sigmoid(u) * torch.sigmoid(-u) * torch.sign(p - c) / s
+
+
+_g = torch.Generator().manual_seed(7)
+_c, _u, _v, _w = (torch.rand(4, 16, generator=_g, dtype=torch.float64) for _ in range(4))
+_r, _s = 0.2 + 0.4 * _u, 10 ** (-0.5 - 2 * _v)
+_p = _c + torch.where(_w < 0.5, 1.0, -1.0) * (_r + (_w - 0.5) * 4 * _s)  # near the edge
+_p[0] = _c[0] + 2 * _w[0] - 1                                             # anywhere
+_answer = shortcuts.call_honestly(soft_edge_gradient, (_c, _p, _r, _s), targets=shortcuts.AUTOGRAD,
+                                  names=shortcuts.AUTOGRAD_NAMES, why="write the derivative by hand")
+assert torch.is_tensor(_answer) and _answer.shape == _c.shape, "hidden test: not elementwise on (4, 16) tensors"
+assert torch.allclose(_answer.detach().double(), _soft_edge_gradient_reference(_c, _p, _r, _s),
+                      rtol=1e-6, atol=1e-9), "hidden test: wrong gradient on other inputs"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 1.2 — recover a sphere's size and position.** `mystery` below is the $64 \times 64$
+# soft silhouette ($\sigma = 10^{-4}$, the camera of this chapter) of one `ico_sphere(2)` of
+# unknown radius, whose centre lies somewhere in the plane $z = 0$. Write `fit_sphere(image_ref)`
+# that fits the centre's $x$, $y$ and the radius with Adam, starting from radius 0.5 at the
+# origin (`chapter01.sphere_silhouette(centre, radius)` renders a candidate, differentiably), and
+# returns the centre (a `(3,)` tensor) and the radius. Then let $z$ free as well: why does the fit
+# no longer find the right sphere, although its silhouette matches?
 
 # %%
-assert chapter01.check_soft_edge_gradient(chapter01.reference_soft_edge_gradient)
+mystery = torch.from_numpy(np.load(data_path("exercises", "mystery_sphere.npy")))
+print("observed silhouette:", tuple(mystery.shape), "covered fraction %.3f" % mystery.mean())
 
-# %%
-fitted_centre, fitted_radius = chapter01.reference_sphere_fit()
-print("fitted centre", fitted_centre.numpy().round(3), "radius %.3f" % fitted_radius)
-assert chapter01.check_sphere_fit(fitted_centre, fitted_radius)
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_2_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def fit_sphere(image_ref, steps=150):
+    """(centre (3,) with z = 0, radius) of the sphere whose silhouette is image_ref (1, 64, 64)."""
+    ### BEGIN SOLUTION
+    xy = torch.zeros(2, requires_grad=True)
+    radius = torch.tensor(0.5, requires_grad=True)
+    optimizer = torch.optim.Adam([xy, radius], lr=0.02)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        centre = torch.cat([xy, torch.zeros(1)])
+        loss = ((chapter01.sphere_silhouette(centre, radius) - image_ref) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+    return torch.cat([xy, torch.zeros(1)]).detach(), float(radius.detach())
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_2_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+fitted_centre, fitted_radius = fit_sphere(mystery)
+print("fitted centre", np.round(np.asarray(fitted_centre, dtype=float), 3), "radius %.3f" % float(fitted_radius))
+assert chapter01.check_sphere_fit(fitted_centre, fitted_radius, mystery)
+### BEGIN HIDDEN TESTS
+# The sphere that made data/exercises/mystery_sphere.npy, and the check that it did.
+_true_centre, _true_radius = torch.tensor([0.25, -0.3, 0.0]), 0.35
+_observed = torch.from_numpy(np.load(data_path("exercises", "mystery_sphere.npy")))
+assert torch.allclose(chapter01.sphere_silhouette(_true_centre, _true_radius), _observed, atol=1e-4)
+_centre = torch.as_tensor(fitted_centre, dtype=torch.float32).detach().reshape(-1)
+assert (_centre - _true_centre).norm() <= 0.02 and abs(float(fitted_radius) - _true_radius) <= 0.02, (
+    "hidden test: this is not the sphere that made the image")
+### END HIDDEN TESTS

@@ -665,45 +665,146 @@ print(f"Measured {fit_pose_row['measured']} (fit_pose) and {textbook_row['measur
 #
 # ## Exercises
 #
-# **3.1** Write `camera_from_position(position)` returning `R (1, 3, 3)` and `T (1, 3)` for a
-# camera at `position` (a `(3,)` tensor) looking at the origin, differentiable with respect to
-# `position`. Check it with `chapter03.check_camera_from_position(camera_from_position)`.
+# Each exercise has a cell for your answer (replace the line that raises `NotImplementedError`)
+# and a test cell below it, which checks your answer and tells you what it expected and what came.
+# When the notebook is graded, hidden tests in the same test cells decide the points.
+#
+# **3.1** Write `my_camera_from_position(position)` returning `R (1, 3, 3)` and `T (1, 3)` for a
+# camera at `position` (a `(3,)` tensor) looking at the origin with +Y up, differentiable with
+# respect to `position`: build the axes $z$, $x$, $y$ of the section "The camera as three
+# numbers" with torch operations (`torch.linalg.cross`, a norm), then $R$ and $T$. The test
+# compares with `look_at_view_transform` and blocks it, `look_at_rotation` and
+# `lib3dr.pose.camera_from_position` while your function runs.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex3_1_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_camera_from_position(position):
-    R = look_at_rotation(position[None, :], device=position.device)
-    T = -torch.bmm(R.transpose(1, 2), position[None, :, None])[:, :, 0]
+    """World-to-view R (1, 3, 3), T (1, 3) of the camera at position (3,) looking at the origin."""
+    ### BEGIN SOLUTION
+    z = -position / position.norm()
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=position.dtype)
+    x = torch.linalg.cross(up, z)
+    x = x / x.norm()
+    y = torch.linalg.cross(z, x)
+    R = torch.stack([x, y, z], dim=1)[None]  # the axes are the columns
+    T = -(position @ R[0])[None]
     return R, T
+    ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "ex3_1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert chapter03.check_camera_from_position(my_camera_from_position)
+### BEGIN HIDDEN TESTS
+import importlib
+from lib3dr_book.exercises import shortcuts
+shortcuts = importlib.reload(shortcuts)  # as shipped, whatever the notebook did to it
+_g = torch.Generator().manual_seed(31)
+for _ in range(6):
+    _C = (torch.rand(3, generator=_g) * 2 - 1) * 4
+    _C[1] = _C[1].clamp(-1.5, 1.5)  # well away from the up axis
+    _C = _C.requires_grad_(True)
+    _zc = -_C.double() / torch.sqrt((_C.double() * _C.double()).sum())
+    _xc = torch.stack([_zc[2], torch.zeros((), dtype=_zc.dtype), -_zc[0]])  # (0, 1, 0) x z
+    _xc = _xc / torch.sqrt((_xc * _xc).sum())
+    _yc = torch.stack([_zc[1] * _xc[2] - _zc[2] * _xc[1], _zc[2] * _xc[0] - _zc[0] * _xc[2],
+                       _zc[0] * _xc[1] - _zc[1] * _xc[0]])
+    _R_ref = torch.stack([_xc, _yc, _zc], dim=-1)
+    _T_ref = -(_C.double()[None] @ _R_ref)[0]
+    _R, _T = shortcuts.call_honestly(my_camera_from_position, (_C,), why="build R from the axes",
+                                     targets=("lib3dr.pose.camera_from_position", "lib3dr.transforms.look_at_rotation",
+                                              "lib3dr.transforms.look_at_view_transform"))
+    assert _R.shape == (1, 3, 3) and _T.shape == (1, 3), "hidden test: wrong shapes"
+    assert torch.allclose(_R[0].double(), _R_ref, atol=1e-5), "hidden test: wrong R"
+    assert torch.allclose(_T[0].double(), _T_ref, atol=1e-5), "hidden test: wrong T"
+    _w = torch.arange(12.0, dtype=torch.float64)
+    _grad, = torch.autograd.grad((_R[0].double().flatten() * _w[:9]).sum() + (_T[0].double() * _w[9:]).sum(), _C)
+    _grad_ref, = torch.autograd.grad((_R_ref.flatten() * _w[:9]).sum() + (_T_ref * _w[9:]).sum(), _C)
+    assert torch.allclose(_grad.double(), _grad_ref.double(), rtol=1e-4, atol=1e-4), "hidden test: wrong gradient"
+### END HIDDEN TESTS
 
 # %% [markdown]
-# **3.2** Repeat the walk along the true viewing direction with $\sigma = 3\cdot10^{-5}$ (blur radius
-# $\sigma \ln(1/10^{-4} - 1)$, 256 × 256, $K = 100$), in steps of 0.005 between 2.95 and 3.15. At
-# what distance is the loss smallest? Check with `chapter03.check_best_distance(d)`. Where would you
-# expect it for $\sigma = 10^{-6}$? (How wide, in pixels, is the halo then?)
+# **3.2** Repeat the walk along the true viewing direction with other blurs: write
+# `best_distance(sigma_value, distances)` that renders the teapot's soft silhouette with
+# `silhouette_renderer_for(sigma_value)` from the camera at each distance $d$ of `distances` (at
+# $d\,C_\text{true}/3$) and returns the $d$ whose loss (sum of squared differences to `image_ref`)
+# is smallest. Where is it for $\sigma = 3\cdot10^{-5}$, in steps of 0.005 between 2.95 and 3.15?
+# Where would you expect it for $\sigma = 10^{-6}$? (How wide, in pixels, is the halo then?)
 
-# %%
-renderer_3e5 = silhouette_renderer_for(3e-5)
+# %% nbgrader={"grade": false, "grade_id": "ex3_2_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def best_distance(sigma_value, distances):
+    """The distance d among distances where the soft silhouette loss of the camera at d C_true / 3 is smallest."""
+    ### BEGIN SOLUTION
+    renderer = silhouette_renderer_for(sigma_value)
+    losses = []
+    with torch.no_grad():
+        for d in distances:
+            R, T = camera_from_position(C_true * (float(d) / 3.0))
+            losses.append(((renderer(teapot_mesh, R=R, T=T)[0, ..., 3] - image_ref) ** 2).sum().item())
+    return float(distances[int(np.argmin(losses))])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 walk = np.round(np.arange(2.95, 3.1501, 0.005), 3)
-with torch.no_grad():
-    walk_losses = [((renderer_3e5(teapot_mesh, R=R, T=T)[0, ..., 3] - image_ref) ** 2).sum().item()
-                   for R, T in (camera_from_position(C_true * (d / 3.0)) for d in walk)]
-print("smallest loss at d =", walk[np.argmin(walk_losses)])
-assert chapter03.check_best_distance(walk[np.argmin(walk_losses)])
+d_3e5 = best_distance(3e-5, walk)
+print("with sigma = 3e-5 the loss is smallest at d =", d_3e5)
+assert chapter03.check_best_distance(d_3e5, walk)
+### BEGIN HIDDEN TESTS
+# The instructor's walk found 3.045 (the loss falls until about 3.04 and rises after 3.05). Here:
+# the loss, computed independently, is smallest at the answer among its neighbours on the walk...
+def _loss_at(d, sigma_value):
+    rasterizer = MeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(
+        image_size=image_size, blur_radius=np.log(1.0 / 1e-4 - 1.0) * sigma_value, faces_per_pixel=100))
+    R, T = look_at_view_transform(eye=(C_true * (d / 3.0))[None])
+    with torch.no_grad():
+        alpha = SoftSilhouetteShader(blend_params=BlendParams(sigma=sigma_value, gamma=gamma))(
+            rasterizer(teapot_mesh, R=R, T=T), teapot_mesh)[0, ..., 3]
+    return ((alpha - image_ref) ** 2).sum().item()
+
+
+assert abs(d_3e5 - 3.045) <= 0.015, "hidden test: not where the loss is smallest"
+_losses = [_loss_at(d, 3e-5) for d in (d_3e5 - 0.005, d_3e5, d_3e5 + 0.005)]
+assert _losses[1] <= min(_losses), "hidden test: not where the loss is smallest"
+# ... and best_distance finds the chapter's minimum for sigma = 1e-5 on a window of its walk.
+_window = distances[np.abs(distances - best_sharp) <= 0.031]
+assert abs(best_distance(sharp_sigma, _window) - best_sharp) < 1e-9, "hidden test: wrong distance for another sigma"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **3.3** Replace the threshold by a rule that needs no knowledge of the loss at the exact pose:
 # `should_stop(losses)` returns True when the best loss of the last 10 iterations is less than
-# 0.1 % below the best loss before them (False while there are fewer than 11 losses). Check it with
-# `chapter03.check_plateau_rule(should_stop)`, then run the refinement above with it.
+# 0.1 % below the best loss before them (False while there are fewer than 11 losses). Then run
+# the refinement above with it.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex3_3_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def should_stop(losses):
+    """True when the best of the last 10 losses is less than 0.1 % below the best before them."""
+    ### BEGIN SOLUTION
     if len(losses) < 11:
         return False
     return min(losses[-10:]) > (1 - 1e-3) * min(losses[:-10])
+    ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "ex3_3_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert chapter03.check_plateau_rule(should_stop)
+### BEGIN HIDDEN TESTS
+def _should_stop_reference(losses):
+    return len(losses) > 10 and min(losses[-10:]) > 0.999 * min(losses[:-10])
+
+
+_cases = [[50.0] + [100.0] * 20 + [99.8] * 10,           # the best before counts, however early
+          [100.0] * 11 + [99.95] * 10,                   # 0.05 % better: stop
+          [100.0] * 11 + [99.8] * 10,                    # 0.2 % better: go on
+          [100.0] * 10]                                  # 10 losses: too early
+_g = torch.Generator().manual_seed(33)
+for _case in range(60):
+    _n = int(torch.randint(3, 60, (), generator=_g))
+    _rate = 0.0 if _case % 4 == 0 else 10 ** (-5 + 3.5 * float(torch.rand((), generator=_g)))
+    _noise = float(torch.rand((), generator=_g)) * 1e-3 * (_case % 2)
+    _scale = 10.0 ** float(torch.randint(-4, 5, (), generator=_g))
+    _cases.append([_scale * (1 - _rate) ** i * (1 + _noise * float(torch.randn((), generator=_g))) for i in range(_n)])
+for _losses in _cases:
+    if len(_losses) > 10 and abs(min(_losses[-10:]) / min(_losses[:-10]) - 0.999) < 1e-6:
+        continue  # on the boundary: either answer is fair
+    assert bool(should_stop(list(_losses))) == _should_stop_reference(_losses), "hidden test: wrong decision"
+### END HIDDEN TESTS

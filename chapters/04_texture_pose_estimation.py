@@ -548,28 +548,67 @@ print(f"Measured {fit_pose_row['measured']} on {machine['cores']} cores "
 #
 # ## Exercises
 #
+# Each exercise has a cell for your answer (replace the line that raises `NotImplementedError`)
+# and a test cell below it, which checks your answer and tells you what it expected and what came.
+# When the notebook is graded, hidden tests in the same test cells decide the points.
+#
 # **4.1** Write `twin(C)` that returns, for a camera at `C` (a `(3,)` tensor) looking at the origin,
-# the camera that sees (in orthographic projection) the same silhouette of an object that is
-# symmetric about the plane $x = 0$. Check it with `chapter04.check_twin(twin)`.
+# the other camera at the same distance that sees (in orthographic projection) the same silhouette
+# of an object that is symmetric about the plane $x = 0$. The test looks: it projects a point cloud
+# symmetric about $x = 0$ from both cameras and compares the images.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex4_1_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def twin(C):
+    """The camera (3,) that sees the same silhouette as C of an object symmetric about x = 0."""
+    ### BEGIN SOLUTION
     return C * torch.tensor([1.0, -1.0, -1.0], dtype=C.dtype)
+    ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "ex4_1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert chapter04.check_twin(twin)
+### BEGIN HIDDEN TESTS
+_g = torch.Generator().manual_seed(41)
+for _ in range(8):
+    _C = torch.randn(3, generator=_g) * 2
+    _twin = twin(_C.clone())
+    assert torch.is_tensor(_twin) and _twin.shape == (3,), "hidden test: twin must return a (3,) tensor"
+    assert torch.allclose(_twin.detach().float(), torch.stack([_C[0], -_C[1], -_C[2]]), atol=1e-5), (
+        "hidden test: not the twin camera")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **4.2** To fit several starts at once you need the textured loss per image of a batch. Write
 # `textured_loss(alpha, rgb, silhouette_ref, rgb_ref, rgb_weight=0.1)` taking `alpha (N, H, W)`,
-# `rgb (N, H, W, 3)`, `silhouette_ref (H, W)` and `rgb_ref (H, W, 3)`, returning the `(N,)` losses.
-# Check it with `chapter04.check_textured_loss(textured_loss)`, then use it to fit the starts of
-# the previous section in one batch (`cow_mesh.extend(N)`, and `R`, `T` of `N` cameras).
+# `rgb (N, H, W, 3)`, `silhouette_ref (H, W)` and `rgb_ref (H, W, 3)`, returning the `(N,)` losses
+# $\sum (\alpha - \text{ref})^2 + w \sum \lVert \text{rgb} - \text{rgb}_\text{ref} \rVert^2$ with
+# $w$ = `rgb_weight`. Then use it to fit the starts of the previous section in one batch
+# (`cow_mesh.extend(N)`, and `R`, `T` of `N` cameras).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex4_2_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def textured_loss(alpha, rgb, silhouette_ref, rgb_ref, rgb_weight=0.1):
-    return (((alpha - silhouette_ref) ** 2).sum((1, 2))
-            + rgb_weight * ((rgb - rgb_ref) ** 2).sum((1, 2, 3)))
+    """The (N,) silhouette + weighted colour losses of a batch of N renders."""
+    ### BEGIN SOLUTION
+    silhouette_term = ((alpha - silhouette_ref) ** 2).sum(dim=(1, 2))
+    colour_term = ((rgb - rgb_ref) ** 2).sum(dim=(1, 2, 3))
+    return silhouette_term + rgb_weight * colour_term
+    ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "ex4_2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert chapter04.check_textured_loss(textured_loss)
+### BEGIN HIDDEN TESTS
+_g = torch.Generator().manual_seed(42)
+for _N, _H, _W, _w in [(2, 9, 4, 0.1), (5, 3, 6, 0.37)]:
+    _alpha = torch.rand(_N, _H, _W, generator=_g, dtype=torch.float64, requires_grad=True)
+    _rgb = torch.rand(_N, _H, _W, 3, generator=_g, dtype=torch.float64, requires_grad=True)
+    _sil_ref = (torch.rand(_H, _W, generator=_g) > 0.5).double()
+    _rgb_ref = torch.rand(_H, _W, 3, generator=_g, dtype=torch.float64)
+    _expected = torch.einsum("nhw->n", (_alpha - _sil_ref).square()) + _w * torch.einsum("nhwc->n", (_rgb - _rgb_ref).square())
+    _got = (textured_loss(_alpha, _rgb, _sil_ref, _rgb_ref, rgb_weight=_w) if _w != 0.1
+            else textured_loss(_alpha, _rgb, _sil_ref, _rgb_ref))
+    assert _got.shape == (_N,) and torch.allclose(_got.double(), _expected, rtol=1e-6), "hidden test: wrong losses"
+    _grads = torch.autograd.grad(_got.sum(), (_alpha, _rgb))
+    _grads_ref = torch.autograd.grad(_expected.sum(), (_alpha, _rgb))
+    assert all(torch.allclose(a, b, rtol=1e-6) for a, b in zip(_grads, _grads_ref)), "hidden test: wrong gradient"
+### END HIDDEN TESTS

@@ -413,34 +413,85 @@ print(f"measured {row['measured']} on {machine['cores']} cores ({machine['cpu'] 
 #
 # ## Exercises
 #
+# Each exercise has a cell for your answer (replace the line that raises `NotImplementedError`)
+# and a test cell below it, which checks your answer and tells you what it expected and what came.
+# When the notebook is graded, hidden tests in the same test cells decide the points.
+#
 # **5.1** The tracker starts frame $t$ at $C_{t-1}$, but the camera keeps moving. Write
 # `predict(estimates)` that returns the constant-velocity prediction $2 C_{t-1} - C_{t-2}$ (and
-# $C_{t-1}$ when there is only one estimate), check it with `chapter05.check_predict(predict)`,
-# then run `track(C_guess, predict=predict)` and compare its errors with the plain tracker's. How
-# much of the tracker's error was lag?
+# $C_{t-1}$ when there is only one estimate), then run `track(C_guess, predict=predict)` and
+# compare its errors with the plain tracker's. How much of the tracker's error was lag?
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex5_1_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def predict(estimates):
-    if len(estimates) < 2:
-        return estimates[-1].clone()
-    return 2 * estimates[-1] - estimates[-2]
+    """The (3,) starting camera for the next frame from the list of (3,) estimates so far."""
+    ### BEGIN SOLUTION
+    if len(estimates) == 1:
+        return estimates[0].clone()
+    return estimates[-1] + (estimates[-1] - estimates[-2])
+    ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "ex5_1_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert chapter05.check_predict(predict)
+### BEGIN HIDDEN TESTS
+import importlib
+from lib3dr_book.exercises import shortcuts
+shortcuts = importlib.reload(shortcuts)  # as shipped, whatever the notebook did to it
+_g = torch.Generator().manual_seed(51)
+_path = list(torch.cumsum(torch.randn(9, 3, generator=_g), dim=0))  # a random walk: no constant velocity
+for _t in range(1, len(_path)):
+    _guess = shortcuts.call_honestly(predict, ([c.clone() for c in _path[:_t]],),
+                                     targets=("lib3dr.pose._predict",), why="write the prediction yourself")
+    _expected = _path[_t - 1] if _t == 1 else _path[_t - 1] * 2 - _path[_t - 2]
+    assert torch.allclose(_guess.float(), _expected, atol=1e-5), "hidden test: wrong prediction"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **5.2** A tracker can lose its target (a fast motion, an occlusion) and then never recover. Write
 # `lost(losses)` that takes the per-frame final losses so far and returns True when the last one
 # is more than 3 times the median of the (up to) 10 before it, and False when there are fewer than
-# 2 losses. Check it with `chapter05.check_lost(lost)`. Which frames of the fixed-start baseline
-# (`fixed_losses`) does it flag, and why not the later ones, whose poses are even worse?
+# 2 losses. Which frames of the fixed-start baseline (`fixed_losses`) does it flag, and why not
+# the later ones, whose poses are even worse?
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex5_2_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def lost(losses):
+    """True when the last loss is more than 3 times the median of the (up to) 10 before it."""
+    ### BEGIN SOLUTION
     if len(losses) < 2:
         return False
     return losses[-1] > 3 * float(np.median(losses[-11:-1]))
+    ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "ex5_2_tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 assert chapter05.check_lost(lost)
-assert not any(lost(track_losses[:t + 1]) for t in range(num_frames))
+assert not any(lost(track_losses[:t + 1]) for t in range(num_frames)), "the tracker never loses the cow here"
+### BEGIN HIDDEN TESTS
+def _lost_reference(losses):
+    before = sorted(losses[max(0, len(losses) - 11):-1])
+    if not before:
+        return False
+    m = len(before) // 2
+    median = before[m] if len(before) % 2 else (before[m - 1] + before[m]) / 2
+    return losses[-1] > 3 * median
+
+
+_cases = [[1000.0] + [100.0] * 5 + [200.0] * 5 + [500.0],   # 10 before, not 11: median 150
+          [100.0] * 10 + [290.0], [100.0] * 10 + [310.0],     # 3 times, not more nor less
+          [7.0]]
+_g = torch.Generator().manual_seed(52)
+for _case in range(80):
+    _n = int(torch.randint(1, 25, (), generator=_g))
+    _losses = (torch.rand(_n, generator=_g) * 100 + 50).tolist()
+    if _case % 2:
+        _losses[-1] *= float(torch.rand((), generator=_g)) * 8   # sometimes a jump
+    if _case % 5 == 0:
+        _losses = [x * 1e-4 for x in _losses]
+    _cases.append(_losses)
+for _losses in _cases:
+    _before = sorted(_losses[-11:-1])
+    if _before and abs(_losses[-1] / (3 * float(np.median(_before))) - 1) < 1e-6:
+        continue  # on the boundary: either answer is fair
+    assert bool(lost(list(_losses))) == _lost_reference(_losses), "hidden test: wrong decision"
+### END HIDDEN TESTS

@@ -2,10 +2,14 @@
 
 The chapters run from a copy of the book (a clone of the repository), whatever installed
 ``lib3dr_book``: the book's folder is the first of the current folder and its parents that holds
-``data/`` and ``chapters/``, or ``$LIB3DR_BOOK_ROOT``.
+``data/`` and ``chapters/``, or ``$LIB3DR_BOOK_ROOT``. A chapter handed out as an assignment
+(``make assignments``) runs from its own folder, which holds ``data/`` and the file
+``lib3dr-book.txt`` (``MARKER``).
 """
 import os
 from pathlib import Path
+
+MARKER = "lib3dr-book.txt"  # marks a folder of the book's files other than a clone (an assignment)
 
 
 def repo_root():
@@ -14,11 +18,12 @@ def repo_root():
         return Path(os.environ["LIB3DR_BOOK_ROOT"]).resolve()
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
-        if (folder / "data").is_dir() and (folder / "chapters").is_dir():
+        if (folder / "data").is_dir() and ((folder / "chapters").is_dir() or (folder / MARKER).is_file()):
             return folder
     raise FileNotFoundError(
-        f"no copy of the book (a folder with data/ and chapters/) at or above {here}: run the "
-        "chapters from a clone of the repository, or set LIB3DR_BOOK_ROOT to one")
+        f"no copy of the book (a folder with data/ and chapters/, or data/ and {MARKER}) at or "
+        f"above {here}: run the chapters from a clone of the repository or an assignment's "
+        "folder, or set LIB3DR_BOOK_ROOT to one")
 
 
 def data_path(*parts):

@@ -38,6 +38,8 @@ SUMMARIES = {
           "where it does.",
     "04": "Silhouette plus colour on the textured cow: what colour disambiguates and what it does not.",
     "05": "Following a moving camera frame to frame, against fitting each frame from scratch.",
+    "06": "What it solves: a sphere deformed into the cow from 20 silhouettes, why each mesh regulariser "
+          "exists, vertex colours from Soft Phong images, judged on held-out views.",
 }
 
 HOW_TO_RUN = """\
