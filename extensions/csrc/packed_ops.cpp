@@ -1,0 +1,389 @@
+// The torch layer of the packed-fragment kernels: every tensor is checked (messages name the
+// argument) before a raw pointer reaches packed_cpu.cpp. CPU tensors only: on CUDA the soft
+// shaders keep the fragments and the torch formulas.
+#include "packed_ops.h"
+
+#include "packed.h"
+
+namespace lib3dr {
+namespace {
+
+void check_cpu(const torch::Tensor& t, const char* name, int64_t dim) {
+  TORCH_CHECK(t.defined(), name, " is missing");
+  TORCH_CHECK(t.is_cpu(), name, " must be a CPU tensor: the packed-fragment kernels run on the CPU");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  TORCH_CHECK(t.dim() == dim, name, " must have ", dim, " dimensions, got shape ", t.sizes());
+}
+
+void check_float(const torch::Tensor& t, const char* name, int64_t dim,
+                 const torch::Tensor& like) {
+  check_cpu(t, name, dim);
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), name, " must be ", like.scalar_type(),
+              " like the other inputs, got ", t.scalar_type());
+}
+
+// An int64 (count,) tensor; with `values`, also every entry in [0, limit).
+void check_index(const torch::Tensor& t, const char* name, int64_t count, int64_t limit,
+                 bool values = true) {
+  check_cpu(t, name, 1);
+  TORCH_CHECK(t.scalar_type() == torch::kLong, name, " must be int64, got ", t.scalar_type());
+  TORCH_CHECK(t.size(0) == count, name, " must have ", count, " entries, got ", t.size(0));
+  if (values && count > 0) {
+    const auto range = torch::aminmax(t);
+    const int64_t lo = std::get<0>(range).item<int64_t>(), hi = std::get<1>(range).item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < limit, name, " must lie in [0, ", limit, "), got [", lo, ", ", hi,
+                "]");
+  }
+}
+
+// The packed fragments of a blend: pixel_start (P + 1) from 0 to M, never decreasing; zbuf and
+// dists (M,); znear and zfar (N,) with P = N * image_pixels.
+void check_packed(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
+                  const torch::Tensor& dists, const torch::Tensor& znear,
+                  const torch::Tensor& zfar, int64_t image_pixels, bool values = true) {
+  TORCH_CHECK(zbuf.scalar_type() == torch::kFloat || zbuf.scalar_type() == torch::kDouble,
+              "zbuf must be float32 or float64, got ", zbuf.scalar_type());
+  check_float(zbuf, "zbuf", 1, zbuf);
+  check_float(dists, "dists", 1, zbuf);
+  TORCH_CHECK(dists.size(0) == zbuf.size(0), "dists must have the ", zbuf.size(0),
+              " entries of zbuf, got ", dists.size(0));
+  check_cpu(pixel_start, "pixel_start", 1);
+  TORCH_CHECK(pixel_start.scalar_type() == torch::kLong, "pixel_start must be int64");
+  TORCH_CHECK(image_pixels > 0, "image_pixels must be > 0, got ", image_pixels);
+  check_float(znear, "znear", 1, zbuf);
+  check_float(zfar, "zfar", 1, zbuf);
+  TORCH_CHECK(zfar.size(0) == znear.size(0), "znear and zfar must have one entry per image");
+  const int64_t pixels = pixel_start.size(0) - 1;
+  TORCH_CHECK(pixels == znear.size(0) * image_pixels, "pixel_start must have N * H * W + 1 = ",
+              znear.size(0) * image_pixels + 1, " entries, got ", pixel_start.size(0));
+  const int64_t* start = pixel_start.data_ptr<int64_t>();
+  TORCH_CHECK(start[0] == 0 && start[pixels] == zbuf.size(0), "pixel_start must run from 0 to ",
+              zbuf.size(0), " (the number of fragments), got ", start[0], " to ", start[pixels]);
+  if (!values) return;
+  for (int64_t q = 0; q < pixels; ++q)
+    TORCH_CHECK(start[q] <= start[q + 1], "pixel_start must never decrease (pixel ", q, ")");
+}
+
+void check_kept(const torch::Tensor& kept, int64_t fragments, bool values = true) {
+  check_cpu(kept, "kept", 1);
+  TORCH_CHECK(kept.scalar_type() == torch::kLong, "kept must be int64, got ", kept.scalar_type());
+  if (!values) return;
+  const int64_t* k = kept.data_ptr<int64_t>();
+  for (int64_t i = 0; i < kept.size(0); ++i)
+    TORCH_CHECK(k[i] >= 0 && k[i] < fragments && (i == 0 || k[i - 1] < k[i]),
+                "kept must be increasing fragment indices in [0, ", fragments, ")");
+}
+
+SoftBlendParams blend_params(const torch::Tensor& pixel_start, int64_t image_pixels, int channels,
+                             double sigma, double gamma, double dropped_weight) {
+  TORCH_CHECK(sigma > 0 && gamma > 0, "sigma and gamma must be > 0, got ", sigma, " and ", gamma);
+  SoftBlendParams p;
+  p.pixels = pixel_start.size(0) - 1;
+  p.image_pixels = image_pixels;
+  p.channels = channels;
+  p.sigma = sigma;
+  p.gamma = gamma;
+  p.dropped_weight = dropped_weight;
+  return p;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
+                                          const torch::Tensor& zbuf, const torch::Tensor& bary,
+                                          const torch::Tensor& dists, int64_t first_pixel) {
+  check_cpu(pix_to_face, "pix_to_face", 4);
+  TORCH_CHECK(pix_to_face.scalar_type() == torch::kLong, "pix_to_face must be int64");
+  TORCH_CHECK(zbuf.scalar_type() == torch::kFloat || zbuf.scalar_type() == torch::kDouble,
+              "zbuf must be float32 or float64, got ", zbuf.scalar_type());
+  check_float(zbuf, "zbuf", 4, zbuf);
+  check_float(dists, "dists", 4, zbuf);
+  check_float(bary, "bary", 5, zbuf);
+  TORCH_CHECK(zbuf.sizes() == pix_to_face.sizes() && dists.sizes() == pix_to_face.sizes() &&
+                  bary.sizes().slice(0, 4) == pix_to_face.sizes() && bary.size(4) == 3,
+              "zbuf, dists (N, H, W, K) and bary (N, H, W, K, 3) must match pix_to_face ",
+              pix_to_face.sizes());
+  const int64_t pixels = pix_to_face.numel() / std::max<int64_t>(1, pix_to_face.size(3));
+  const int K = int(pix_to_face.size(3));
+  auto counts = torch::empty({pixels}, pix_to_face.options());
+  count_fragments_cpu(pixels, K, pix_to_face.data_ptr<int64_t>(), counts.data_ptr<int64_t>());
+  const auto ends = counts.cumsum(0);
+  const auto offset = ends - counts;
+  const int64_t M = pixels ? ends[pixels - 1].item<int64_t>() : 0;
+  auto faces = torch::empty({M}, pix_to_face.options());
+  auto pixel = torch::empty({M}, pix_to_face.options());
+  auto zbuf_out = torch::empty({M}, zbuf.options());
+  auto dists_out = torch::empty({M}, zbuf.options());
+  auto bary_out = torch::empty({M, 3}, zbuf.options());
+  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "pack_fragments", [&] {
+    pack_fragments_cpu<scalar_t>(pixels, K, first_pixel, pix_to_face.data_ptr<int64_t>(),
+                                 zbuf.data_ptr<scalar_t>(), bary.data_ptr<scalar_t>(),
+                                 dists.data_ptr<scalar_t>(), offset.data_ptr<int64_t>(),
+                                 faces.data_ptr<int64_t>(), zbuf_out.data_ptr<scalar_t>(),
+                                 bary_out.data_ptr<scalar_t>(), dists_out.data_ptr<scalar_t>(),
+                                 pixel.data_ptr<int64_t>());
+  });
+  return {faces, zbuf_out, bary_out, dists_out, pixel, counts};
+}
+
+torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
+                                        const torch::Tensor& pixel, const torch::Tensor& faces,
+                                        const torch::Tensor& grad_zbuf,
+                                        const torch::Tensor& grad_bary,
+                                        const torch::Tensor& grad_dists, int64_t height,
+                                        int64_t width, double blur_radius,
+                                        bool perspective_correct, bool clip_barycentric,
+                                        bool cull_backfaces) {
+  TORCH_CHECK(face_verts.scalar_type() == torch::kFloat || face_verts.scalar_type() == torch::kDouble,
+              "face_verts must be float32 or float64, got ", face_verts.scalar_type());
+  check_float(face_verts, "face_verts", 3, face_verts);
+  TORCH_CHECK(face_verts.size(1) == 3 && face_verts.size(2) == 3,
+              "face_verts must have shape (F, 3, 3), got ", face_verts.sizes());
+  TORCH_CHECK(height > 0 && width > 0, "image size must be positive, got (", height, ", ", width, ")");
+  const int64_t M = faces.size(0);
+  check_index(faces, "faces", M, face_verts.size(0), false);
+  check_index(pixel, "pixel", M, 0, false);
+  check_float(grad_zbuf, "grad_zbuf", 1, face_verts);
+  check_float(grad_dists, "grad_dists", 1, face_verts);
+  check_float(grad_bary, "grad_bary", 2, face_verts);
+  TORCH_CHECK(grad_zbuf.size(0) == M && grad_dists.size(0) == M && grad_bary.size(0) == M &&
+                  grad_bary.size(1) == 3,
+              "grad_zbuf, grad_dists (M,) and grad_bary (M, 3) must match the ", M, " fragments");
+  RasterizeParams p;
+  p.num_meshes = 0;
+  p.num_faces = int(face_verts.size(0));
+  p.height = int(height);
+  p.width = int(width);
+  p.faces_per_pixel = 0;
+  p.blur_radius = blur_radius;
+  p.perspective_correct = perspective_correct;
+  p.clip_barycentric = clip_barycentric;
+  p.cull_backfaces = cull_backfaces;
+  p.sigma = 0.0;
+  auto grad_face_verts = torch::empty_like(face_verts);
+  AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_packed_backward", [&] {
+    rasterize_packed_backward_cpu<scalar_t>(
+        p, face_verts.data_ptr<scalar_t>(), M, pixel.data_ptr<int64_t>(), faces.data_ptr<int64_t>(),
+        grad_zbuf.data_ptr<scalar_t>(), grad_bary.data_ptr<scalar_t>(),
+        grad_dists.data_ptr<scalar_t>(), grad_face_verts.data_ptr<scalar_t>());
+  });
+  return grad_face_verts;
+}
+
+torch::Tensor softmax_blend_select(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
+                                   const torch::Tensor& dists, const torch::Tensor& znear,
+                                   const torch::Tensor& zfar, int64_t image_pixels, double sigma,
+                                   double gamma, double dropped_weight) {
+  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels);
+  TORCH_CHECK(dropped_weight >= 0 && dropped_weight < 1, "dropped_weight must be in [0, 1), got ",
+              dropped_weight);
+  const SoftBlendParams p = blend_params(pixel_start, image_pixels, 0, sigma, gamma, dropped_weight);
+  auto keep = torch::empty({zbuf.size(0)}, zbuf.options().dtype(torch::kBool));
+  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_select", [&] {
+    softmax_blend_select_cpu<scalar_t>(p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(),
+                                       dists.data_ptr<scalar_t>(), znear.data_ptr<scalar_t>(),
+                                       zfar.data_ptr<scalar_t>(), keep.data_ptr<bool>());
+  });
+  auto kept = torch::empty({zbuf.size(0)}, pixel_start.options());
+  const int64_t count = kept_indices_cpu(zbuf.size(0), keep.data_ptr<bool>(), kept.data_ptr<int64_t>());
+  return kept.slice(0, 0, count).clone();
+}
+
+torch::Tensor softmax_blend_forward(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
+                                    const torch::Tensor& dists, const torch::Tensor& znear,
+                                    const torch::Tensor& zfar, const torch::Tensor& background,
+                                    const torch::Tensor& kept, const torch::Tensor& colors,
+                                    int64_t image_pixels, double sigma, double gamma) {
+  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels);
+  check_kept(kept, zbuf.size(0));
+  check_float(colors, "colors", 2, zbuf);
+  check_float(background, "background", 1, zbuf);
+  TORCH_CHECK(colors.size(0) == kept.size(0) && background.size(0) == colors.size(1),
+              "colors must be (kept, C) with C the ", background.size(0),
+              " channels of background, got ", colors.sizes());
+  const SoftBlendParams p =
+      blend_params(pixel_start, image_pixels, int(colors.size(1)), sigma, gamma, 0.0);
+  auto rgba = torch::empty({p.pixels, colors.size(1) + 1}, zbuf.options());
+  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_forward", [&] {
+    softmax_blend_forward_cpu<scalar_t>(
+        p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), dists.data_ptr<scalar_t>(),
+        znear.data_ptr<scalar_t>(), zfar.data_ptr<scalar_t>(), background.data_ptr<scalar_t>(),
+        kept.size(0), kept.data_ptr<int64_t>(), colors.data_ptr<scalar_t>(),
+        rgba.data_ptr<scalar_t>());
+  });
+  return rgba;
+}
+
+std::vector<torch::Tensor> softmax_blend_backward(
+    const torch::Tensor& pixel_start, const torch::Tensor& zbuf, const torch::Tensor& dists,
+    const torch::Tensor& znear, const torch::Tensor& zfar, const torch::Tensor& background,
+    const torch::Tensor& kept, const torch::Tensor& colors, const torch::Tensor& grad_rgba,
+    int64_t image_pixels, double sigma, double gamma) {
+  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels, false);
+  check_kept(kept, zbuf.size(0), false);
+  check_float(colors, "colors", 2, zbuf);
+  check_float(background, "background", 1, zbuf);
+  check_float(grad_rgba, "grad_rgba", 2, zbuf);
+  TORCH_CHECK(colors.size(0) == kept.size(0) && background.size(0) == colors.size(1),
+              "colors must be (kept, C) with C the ", background.size(0),
+              " channels of background, got ", colors.sizes());
+  const SoftBlendParams p =
+      blend_params(pixel_start, image_pixels, int(colors.size(1)), sigma, gamma, 0.0);
+  TORCH_CHECK(grad_rgba.size(0) == p.pixels && grad_rgba.size(1) == colors.size(1) + 1,
+              "grad_rgba must have shape (", p.pixels, ", ", colors.size(1) + 1, "), got ",
+              grad_rgba.sizes());
+  auto grad_colors = torch::empty_like(colors);
+  auto grad_zbuf = torch::empty_like(zbuf);
+  auto grad_dists = torch::empty_like(dists);
+  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_backward", [&] {
+    softmax_blend_backward_cpu<scalar_t>(
+        p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), dists.data_ptr<scalar_t>(),
+        znear.data_ptr<scalar_t>(), zfar.data_ptr<scalar_t>(), background.data_ptr<scalar_t>(),
+        kept.size(0), kept.data_ptr<int64_t>(), colors.data_ptr<scalar_t>(),
+        grad_rgba.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>(),
+        grad_zbuf.data_ptr<scalar_t>(), grad_dists.data_ptr<scalar_t>());
+  });
+  return {grad_colors, grad_zbuf, grad_dists};
+}
+
+namespace {
+
+PhongParams check_phong(const torch::Tensor& pixel, int64_t image_pixels,
+                        const torch::Tensor& points, const torch::Tensor& normals,
+                        const torch::Tensor& texels, const std::vector<torch::Tensor>& per_image,
+                        bool point_light, bool values) {
+  TORCH_CHECK(points.scalar_type() == torch::kFloat || points.scalar_type() == torch::kDouble,
+              "points must be float32 or float64, got ", points.scalar_type());
+  check_float(points, "points", 2, points);
+  check_float(normals, "normals", 2, points);
+  check_float(texels, "texels", 2, points);
+  const int64_t M = points.size(0);
+  TORCH_CHECK(points.size(1) == 3 && normals.sizes() == points.sizes() &&
+                  texels.sizes() == points.sizes(),
+              "points, normals and texels must have shape (M, 3), got ", points.sizes(), ", ",
+              normals.sizes(), " and ", texels.sizes());
+  TORCH_CHECK(per_image.size() == 6,
+              "per_image must be (light, ambient, diffuse, specular, shininess, camera)");
+  const int64_t N = per_image[0].size(0);
+  const char* names[6] = {"light", "ambient", "diffuse", "specular", "shininess", "camera"};
+  for (int k = 0; k < 6; ++k) {
+    check_float(per_image[k], names[k], k == 4 ? 1 : 2, points);
+    TORCH_CHECK(per_image[k].size(0) == N && (k == 4 || per_image[k].size(1) == 3), names[k],
+                " must have shape (N", k == 4 ? "" : ", 3", ") with N = ", N, ", got ",
+                per_image[k].sizes());
+  }
+  TORCH_CHECK(image_pixels > 0, "image_pixels must be > 0, got ", image_pixels);
+  check_index(pixel, "pixel", M, N * image_pixels, values);
+  PhongParams p;
+  p.count = M;
+  p.images = N;
+  p.image_pixels = image_pixels;
+  p.point_light = point_light;
+  return p;
+}
+
+template <typename T>
+PhongInputs<T> phong_inputs(const torch::Tensor& pixel, const torch::Tensor& points,
+                            const torch::Tensor& normals, const torch::Tensor& texels,
+                            const std::vector<torch::Tensor>& v) {
+  return {pixel.data_ptr<int64_t>(), points.data_ptr<T>(), normals.data_ptr<T>(),
+          texels.data_ptr<T>(),      v[0].data_ptr<T>(),   v[1].data_ptr<T>(),
+          v[2].data_ptr<T>(),        v[3].data_ptr<T>(),   v[4].data_ptr<T>(),
+          v[5].data_ptr<T>()};
+}
+
+}  // namespace
+
+torch::Tensor phong_lighting_forward(const torch::Tensor& pixel, int64_t image_pixels,
+                                     const torch::Tensor& points,
+                                     const torch::Tensor& normals, const torch::Tensor& texels,
+                                     const std::vector<torch::Tensor>& per_image,
+                                     bool point_light) {
+  const PhongParams p =
+      check_phong(pixel, image_pixels, points, normals, texels, per_image, point_light, true);
+  auto colors = torch::empty_like(points);
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "phong_lighting_forward", [&] {
+    phong_lighting_forward_cpu<scalar_t>(
+        p, phong_inputs<scalar_t>(pixel, points, normals, texels, per_image),
+        colors.data_ptr<scalar_t>());
+  });
+  return colors;
+}
+
+std::vector<torch::Tensor> phong_lighting_backward(const torch::Tensor& pixel,
+                                                   int64_t image_pixels,
+                                                   const torch::Tensor& points,
+                                                   const torch::Tensor& normals,
+                                                   const torch::Tensor& texels,
+                                                   const std::vector<torch::Tensor>& per_image,
+                                                   bool point_light,
+                                                   const torch::Tensor& grad_colors) {
+  const PhongParams p =
+      check_phong(pixel, image_pixels, points, normals, texels, per_image, point_light, false);
+  check_float(grad_colors, "grad_colors", 2, points);
+  TORCH_CHECK(grad_colors.sizes() == points.sizes(), "grad_colors must have shape ",
+              points.sizes(), ", got ", grad_colors.sizes());
+  std::vector<torch::Tensor> grads = {torch::empty_like(points), torch::empty_like(normals),
+                                      torch::empty_like(texels)};
+  for (const auto& t : per_image) grads.push_back(torch::empty_like(t));
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "phong_lighting_backward", [&] {
+    PhongGrads<scalar_t> g;
+    scalar_t** outs[9] = {&g.points, &g.normals,  &g.texels,    &g.light, &g.ambient,
+                          &g.diffuse, &g.specular, &g.shininess, &g.camera};
+    for (int k = 0; k < 9; ++k) *outs[k] = grads[k].data_ptr<scalar_t>();
+    phong_lighting_backward_cpu<scalar_t>(
+        p, phong_inputs<scalar_t>(pixel, points, normals, texels, per_image),
+        grad_colors.data_ptr<scalar_t>(), g);
+  });
+  return grads;
+}
+
+torch::Tensor interpolate_forward(const torch::Tensor& faces, const torch::Tensor& bary,
+                                  const torch::Tensor& face_attrs) {
+  TORCH_CHECK(face_attrs.scalar_type() == torch::kFloat || face_attrs.scalar_type() == torch::kDouble,
+              "face_attrs must be float32 or float64, got ", face_attrs.scalar_type());
+  check_float(face_attrs, "face_attrs", 3, face_attrs);
+  TORCH_CHECK(face_attrs.size(1) == 3, "face_attrs must have shape (F, 3, D), got ", face_attrs.sizes());
+  check_float(bary, "bary", 2, face_attrs);
+  TORCH_CHECK(bary.size(1) == 3, "bary must have shape (M, 3), got ", bary.sizes());
+  check_index(faces, "faces", bary.size(0), face_attrs.size(0));
+  const int dim = int(face_attrs.size(2));
+  auto out = torch::empty({bary.size(0), dim}, face_attrs.options());
+  AT_DISPATCH_FLOATING_TYPES(face_attrs.scalar_type(), "interpolate_forward", [&] {
+    interpolate_forward_cpu<scalar_t>(bary.size(0), dim, faces.data_ptr<int64_t>(),
+                                      bary.data_ptr<scalar_t>(), face_attrs.data_ptr<scalar_t>(),
+                                      out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+std::vector<torch::Tensor> interpolate_backward(const torch::Tensor& faces,
+                                                const torch::Tensor& bary,
+                                                const torch::Tensor& face_attrs,
+                                                const torch::Tensor& grad_out, bool need_bary,
+                                                bool need_face_attrs) {
+  TORCH_CHECK(face_attrs.scalar_type() == torch::kFloat || face_attrs.scalar_type() == torch::kDouble,
+              "face_attrs must be float32 or float64, got ", face_attrs.scalar_type());
+  check_float(face_attrs, "face_attrs", 3, face_attrs);
+  TORCH_CHECK(face_attrs.size(1) == 3, "face_attrs must have shape (F, 3, D), got ", face_attrs.sizes());
+  check_float(bary, "bary", 2, face_attrs);
+  TORCH_CHECK(bary.size(1) == 3, "bary must have shape (M, 3), got ", bary.sizes());
+  check_index(faces, "faces", bary.size(0), face_attrs.size(0), false);
+  check_float(grad_out, "grad_out", 2, face_attrs);
+  TORCH_CHECK(grad_out.size(0) == bary.size(0) && grad_out.size(1) == face_attrs.size(2),
+              "grad_out must have shape (M, D) = (", bary.size(0), ", ", face_attrs.size(2),
+              "), got ", grad_out.sizes());
+  torch::Tensor grad_bary, grad_face_attrs;
+  if (need_bary) grad_bary = torch::empty_like(bary);
+  if (need_face_attrs) grad_face_attrs = torch::empty_like(face_attrs);
+  AT_DISPATCH_FLOATING_TYPES(face_attrs.scalar_type(), "interpolate_backward", [&] {
+    interpolate_backward_cpu<scalar_t>(
+        bary.size(0), int(face_attrs.size(2)), face_attrs.size(0), faces.data_ptr<int64_t>(),
+        bary.data_ptr<scalar_t>(), face_attrs.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+        need_bary ? grad_bary.data_ptr<scalar_t>() : nullptr,
+        need_face_attrs ? grad_face_attrs.data_ptr<scalar_t>() : nullptr);
+  });
+  return {grad_bary, grad_face_attrs};
+}
+
+}  // namespace lib3dr
