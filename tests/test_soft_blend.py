@@ -193,7 +193,7 @@ def vertex_sphere(N=1):
 
 
 @pytest.mark.parametrize("shader_class, make_mesh, N", [
-    (SoftPhongShader, cow, 1), (SoftPhongShader, vertex_sphere, 2),
+    (SoftPhongShader, cow, 1), (SoftPhongShader, cow, 2), (SoftPhongShader, vertex_sphere, 2),
     (SoftGouraudShader, vertex_sphere, 2)])
 def test_renderer_with_every_fragment_equals_reference(shader_class, make_mesh, N):
     # MeshRenderer takes the packed path; MeshRendererWithFragments the fragments and formulas.

@@ -333,7 +333,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("silhouette_blend_forward", &silhouette_blend_forward, "alpha, log_transmittance",       no_gil);
   m.def("silhouette_blend_backward", &silhouette_blend_backward, "grad of dists",                no_gil);
   // The soft shaders' packed fragments (packed_ops.h), CPU only.
-  m.def("pack_fragments",           &pack_fragments,           "faces, zbuf, bary, dists, pixel, counts", no_gil);
+  m.def("rasterize_packed_forward", &rasterize_packed_forward, "packed fragments, image by image", no_gil);
   m.def("rasterize_packed_backward", &rasterize_packed_backward, "grad of face_verts",           no_gil);
   m.def("softmax_blend_select",     &softmax_blend_select,     "which fragments the blend weighs", no_gil);
   m.def("softmax_blend_forward",    &softmax_blend_forward,    "rgba (N * H * W, C + 1)",        no_gil);

@@ -3,6 +3,12 @@
 // shaders keep the fragments and the torch formulas.
 #include "packed_ops.h"
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+#include <algorithm>
+
 #include "packed.h"
 
 namespace lib3dr {
@@ -28,9 +34,13 @@ void check_index(const torch::Tensor& t, const char* name, int64_t count, int64_
   check_cpu(t, name, 1);
   TORCH_CHECK(t.scalar_type() == torch::kLong, name, " must be int64, got ", t.scalar_type());
   TORCH_CHECK(t.size(0) == count, name, " must have ", count, " entries, got ", t.size(0));
-  if (values && count > 0) {
-    const auto range = torch::aminmax(t);
-    const int64_t lo = std::get<0>(range).item<int64_t>(), hi = std::get<1>(range).item<int64_t>();
+  if (values && count > 0) {  // one plain pass: cheaper than a parallel reduction's wake-up
+    const int64_t* v = t.data_ptr<int64_t>();
+    int64_t lo = v[0], hi = v[0];
+    for (int64_t i = 1; i < count; ++i) {
+      lo = std::min(lo, v[i]);
+      hi = std::max(hi, v[i]);
+    }
     TORCH_CHECK(lo >= 0 && hi < limit, name, " must lie in [0, ", limit, "), got [", lo, ", ", hi,
                 "]");
   }
@@ -88,6 +98,92 @@ SoftBlendParams blend_params(const torch::Tensor& pixel_start, int64_t image_pix
 }
 
 }  // namespace
+
+namespace {
+
+// Asks Linux for 2 MB pages for a large new buffer (as bindings.cpp does for the fragments).
+void advise_huge_pages(const torch::Tensor& t) {
+#ifdef __linux__
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t last = (begin + t.nbytes()) & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> rasterize_packed_forward(
+    const torch::Tensor& face_verts, const torch::Tensor& mesh_first_face,
+    const torch::Tensor& mesh_num_faces, int64_t height, int64_t width, int64_t faces_per_pixel,
+    double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces) {
+  TORCH_CHECK(face_verts.scalar_type() == torch::kFloat || face_verts.scalar_type() == torch::kDouble,
+              "face_verts must be float32 or float64, got ", face_verts.scalar_type());
+  check_float(face_verts, "face_verts", 3, face_verts);
+  TORCH_CHECK(face_verts.size(1) == 3 && face_verts.size(2) == 3,
+              "face_verts must have shape (F, 3, 3), got ", face_verts.sizes());
+  TORCH_CHECK(height > 0 && width > 0, "image size must be positive, got (", height, ", ", width, ")");
+  TORCH_CHECK(faces_per_pixel >= 1, "faces_per_pixel must be >= 1, got ", faces_per_pixel);
+  TORCH_CHECK(blur_radius >= 0, "blur_radius must be >= 0, got ", blur_radius);
+  const int64_t N = mesh_first_face.size(0), F = face_verts.size(0);
+  check_index(mesh_first_face, "mesh_first_face", N, 0, false);
+  check_index(mesh_num_faces, "mesh_num_faces", N, 0, false);
+  const int64_t* first = mesh_first_face.data_ptr<int64_t>();
+  const int64_t* num = mesh_num_faces.data_ptr<int64_t>();
+  for (int64_t n = 0; n < N; ++n)
+    TORCH_CHECK(first[n] >= 0 && num[n] >= 0 && first[n] + num[n] <= F, "mesh ", n,
+                " has faces [", first[n], ", ", first[n] + num[n], ") outside face_verts (", F,
+                " faces)");
+  const int64_t pixels = height * width, slots = pixels * faces_per_pixel;
+  // One image's fragments, rewritten for each image.
+  const auto options = face_verts.options();
+  const std::vector<int64_t> sizes = {slots, slots, 3 * slots, slots};
+  std::vector<torch::Tensor> buffers;
+  for (size_t k = 0; k < 4; ++k) {
+    buffers.push_back(torch::empty({sizes[k]}, options.dtype(k == 0 ? torch::kLong
+                                                                     : face_verts.scalar_type())));
+    advise_huge_pages(buffers.back());
+  }
+  RasterizeParams p;
+  p.num_meshes = 1;
+  p.num_faces = int(F);
+  p.height = int(height);
+  p.width = int(width);
+  p.faces_per_pixel = int(faces_per_pixel);
+  p.blur_radius = blur_radius;
+  p.perspective_correct = perspective_correct;
+  p.clip_barycentric = clip_barycentric;
+  p.cull_backfaces = cull_backfaces;
+  p.sigma = 0.0;
+  std::vector<std::vector<torch::Tensor>> parts;
+  auto counts = torch::empty({N * pixels}, mesh_first_face.options());
+  for (int64_t n = 0; n < N; ++n) {
+    const auto view = [&](int k) {  // this image's scratch as (1, H, W, K[, 3]) fragments
+      return k == 2 ? buffers[k].view({1, height, width, faces_per_pixel, 3})
+                    : buffers[k].view({1, height, width, faces_per_pixel});
+    };
+    AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_packed_forward", [&] {
+      rasterize_forward_cpu<scalar_t>(p, face_verts.data_ptr<scalar_t>(), first + n, num + n,
+                                      buffers[0].data_ptr<int64_t>(),
+                                      buffers[1].data_ptr<scalar_t>(),
+                                      buffers[2].data_ptr<scalar_t>(),
+                                      buffers[3].data_ptr<scalar_t>());
+    });
+    auto part = pack_fragments(view(0), view(1), view(2), view(3), n * pixels);
+    counts.slice(0, n * pixels, (n + 1) * pixels).copy_(part[5]);
+    part.pop_back();
+    parts.push_back(std::move(part));
+  }
+  std::vector<torch::Tensor> out;
+  for (size_t k = 0; k < 5; ++k) {
+    std::vector<torch::Tensor> pieces;
+    for (const auto& part : parts) pieces.push_back(part[k]);
+    out.push_back(N == 1 ? pieces[0] : torch::cat(pieces));
+  }
+  out.push_back(torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0)}));
+  return out;
+}
 
 std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
                                           const torch::Tensor& zbuf, const torch::Tensor& bary,

@@ -11,6 +11,13 @@
 
 namespace lib3dr {
 
+// rasterize_forward's fragments of each image in turn, packed before the next image is
+// rasterized into the same (1, H, W, K) buffers: {faces, zbuf, bary, dists, pixel, pixel_start}.
+std::vector<torch::Tensor> rasterize_packed_forward(
+    const torch::Tensor& face_verts, const torch::Tensor& mesh_first_face,
+    const torch::Tensor& mesh_num_faces, int64_t height, int64_t width, int64_t faces_per_pixel,
+    double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces);
+
 // One image's (1, H, W, K) fragments -> {faces, zbuf, bary, dists, pixel, counts (H * W)}.
 std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
                                           const torch::Tensor& zbuf, const torch::Tensor& bary,

@@ -126,22 +126,16 @@ class SilhouetteBlend(torch.autograd.Function):
 
 class RasterizePacked(torch.autograd.Function):
     """``rasterize_meshes`` one image at a time, each image's covered slots packed before the
-    next is rasterized (``lib3dr.renderer.packed``): the ``(N, H, W, K)`` fragments never exist
-    at once, and the backward takes the packed gradients. CPU only."""
+    next is rasterized into the same ``(1, H, W, K)`` buffers (``lib3dr.renderer.packed``): the
+    ``(N, H, W, K)`` fragments never exist, and the backward takes the packed gradients. CPU
+    only."""
 
     @staticmethod
     def forward(ctx, face_verts, first_face, num_faces, H, W, K, blur_radius, perspective_correct,
                 clip_barycentric, cull_backfaces):
         options = (H, W, K, blur_radius, perspective_correct, clip_barycentric, cull_backfaces)
-        parts = []
-        for n in range(len(first_face)):
-            dense = _backend._C.rasterize_forward(face_verts, first_face[n:n + 1],
-                                                  num_faces[n:n + 1], *options, 0)
-            parts.append(_backend._C.pack_fragments(*dense, n * H * W))
-            del dense  # (1, H, W, K) fragments, freed before the next image's
-        faces, zbuf, bary, dists, pixel, counts = (
-            part[0] if len(parts) == 1 else torch.cat(part) for part in zip(*parts))
-        pixel_start = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        faces, zbuf, bary, dists, pixel, pixel_start = _backend._C.rasterize_packed_forward(
+            face_verts, first_face, num_faces, *options)
         ctx.save_for_backward(face_verts, pixel, faces)
         ctx.options = (H, W, blur_radius, perspective_correct, clip_barycentric, cull_backfaces)
         ctx.mark_non_differentiable(faces, pixel, pixel_start)
