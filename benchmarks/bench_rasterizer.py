@@ -97,8 +97,10 @@ def make_step(mesh_name, batch, K, kind, backend, device, size=256):
         shader = {"softphong": SoftPhongShader, "hardphong": HardPhongShader}[kind](
             cameras=cameras, lights=PointLights(location=(light,)),
             blend_params=BlendParams(sigma=SIGMA, gamma=SIGMA))
+        # The tutorial rasterizes its Soft Phong renders without perspective correction.
         renderer = MeshRenderer(MeshRasterizer(cameras, RasterizationSettings(
-            image_size=size, blur_radius=blur, faces_per_pixel=K, backend=backend)), shader)
+            image_size=size, blur_radius=blur, faces_per_pixel=K, backend=backend,
+            perspective_correct=False if mesh_name == "sphere" else None)), shader)
 
         def forward():
             return renderer(meshes.update_padded(verts)).sum()

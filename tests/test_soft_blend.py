@@ -60,8 +60,9 @@ def packed_blend(colors, fragments, params, zfar, kept=None):
     packed = pack_fragments(fragments)
     if kept is None:
         kept = torch.arange(len(packed))
+    weights = blended_fragments(packed, params, znear=1.0, zfar=zfar, kept=kept)
     covered = colors.reshape(-1, 3)[(fragments.pix_to_face >= 0).reshape(-1)]
-    return softmax_rgb_blend_packed(covered[kept], kept, packed, params, znear=1.0, zfar=zfar)
+    return softmax_rgb_blend_packed(covered[kept], weights, packed, params, znear=1.0, zfar=zfar)
 
 
 @pytest.mark.parametrize("params, zfar", PARAMS)
@@ -90,7 +91,8 @@ def test_packed_blend_equals_softmax_rgb_blend(params, zfar):
         f = PackedFragments(packed_fragments.pix_to_face, zbuf, packed_fragments.bary_coords,
                             dists, packed_fragments.pixel, packed_fragments.pixel_start,
                             packed_fragments.shape)
-        return softmax_rgb_blend_packed(colors, half, f, params, znear=1.0, zfar=zfar)
+        weights = blended_fragments(f, params, znear=1.0, zfar=zfar, kept=half)
+        return softmax_rgb_blend_packed(colors, weights, f, params, znear=1.0, zfar=zfar)
 
     assert torch.autograd.gradcheck(subset, [t.clone().requires_grad_() for t in (
         covered, packed_fragments.zbuf, packed_fragments.dists)])
@@ -233,9 +235,10 @@ def test_dropped_fragments_stay_within_the_bound():
                                  params, znear=znear, zfar=zfar)
         packed = pack_fragments(Fragments(fragments.pix_to_face, inputs[1], fragments.bary_coords,
                                           inputs[2]))
-        kept = blended_fragments(packed, params, znear=znear, zfar=zfar)
+        weights = blended_fragments(packed, params, znear=znear, zfar=zfar)
+        kept = weights.kept
         assert 0 < len(kept) < len(packed)
-        dropped = softmax_rgb_blend_packed(inputs[0][covered][kept], kept, packed, params,
+        dropped = softmax_rgb_blend_packed(inputs[0][covered][kept], weights, packed, params,
                                            znear=znear, zfar=zfar)
         grads = [torch.autograd.grad((image * weight).sum(), inputs) for image in (full, dropped)]
 
@@ -278,12 +281,13 @@ def test_bad_inputs():
     fragments, colors = random_fragments()
     packed = pack_fragments(fragments)
     params = BlendParams(sigma=1e-2, gamma=0.5)
-    every = torch.arange(len(packed))
+    weights = blended_fragments(packed, params, kept=torch.arange(len(packed)))
     covered = colors.reshape(-1, 3)[(fragments.pix_to_face >= 0).reshape(-1)]
     with pytest.raises(RuntimeError, match="kept must be increasing"):
-        softmax_rgb_blend_packed(covered, every.flip(0), packed, params)
+        softmax_rgb_blend_packed(covered, weights._replace(kept=weights.kept.flip(0)), packed,
+                                 params)
     with pytest.raises(RuntimeError, match="colors must be"):
-        softmax_rgb_blend_packed(covered[:-1], every, packed, params)
+        softmax_rgb_blend_packed(covered[:-1], weights, packed, params)
     with pytest.raises(RuntimeError, match="dropped_weight"):
         blended_fragments(packed, BlendParams(dropped_weight=1.5))
     with pytest.raises(RuntimeError, match="faces must lie"):

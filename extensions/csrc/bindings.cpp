@@ -335,7 +335,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // The soft shaders' packed fragments (packed_ops.h), CPU only.
   m.def("rasterize_packed_forward", &rasterize_packed_forward, "packed fragments, image by image", no_gil);
   m.def("rasterize_packed_backward", &rasterize_packed_backward, "grad of face_verts",           no_gil);
-  m.def("softmax_blend_select",     &softmax_blend_select,     "which fragments the blend weighs", no_gil);
+  m.def("softmax_blend_weights",    &softmax_blend_weights,    "kept fragments and their weights", no_gil);
   m.def("softmax_blend_forward",    &softmax_blend_forward,    "rgba (N * H * W, C + 1)",        no_gil);
   m.def("softmax_blend_backward",   &softmax_blend_backward,   "grads of colors, zbuf, dists",   no_gil);
   m.def("phong_lighting_forward",   &phong_lighting_forward,   "colours of packed fragments",    no_gil);

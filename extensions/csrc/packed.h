@@ -51,35 +51,45 @@ struct SoftBlendParams {
   double dropped_weight;  // tau: the selection drops at most this share of a pixel's weight
 };
 
-// keep[i] (M,): whether fragment i is shaded and blended. With tau > 0, fragment i of a pixel
-// with n fragments is dropped where w_i <= tau / n * (sum_j w_j + w_b): the dropped fragments
-// carry at most tau of the pixel's total weight. With tau = 0 every fragment is kept.
-// znear and zfar are (N,), one per image.
+// What the blend takes from the depths and distances alone, before any colour is known.
 template <typename T>
-void softmax_blend_select_cpu(const SoftBlendParams& p, const int64_t* pixel_start, const T* zbuf,
-                              const T* dists, const T* znear, const T* zfar, bool* keep);
+struct SoftBlendWeights {
+  T* coverage;          // (M,) D_i
+  T* share;             // (M,) w_i / (sum_kept w_j + w_b) for the kept fragments, 0 for the others
+  T* background_share;  // (P,) w_b / (sum_kept w_j + w_b)
+  T* transmittance;     // (P,) prod_i (1 - D_i) over all the pixel's fragments: alpha = 1 - it
+};
+
+// The weights, and keep (M,): which fragments are shaded and blended. With `given` (M,) those
+// are kept; otherwise, with tau > 0, fragment i of a pixel with n fragments is dropped where
+// w_i <= tau / n * (sum_j w_j + w_b): the dropped fragments carry at most tau of the pixel's total
+// weight; with tau = 0 every fragment is kept. znear and zfar are (N,), one per image.
+template <typename T>
+void softmax_blend_weights_cpu(const SoftBlendParams& p, const int64_t* pixel_start, const T* zbuf,
+                               const T* dists, const T* znear, const T* zfar, const bool* given,
+                               bool* keep, SoftBlendWeights<T> out);
 
 // The indices of the true entries of keep (M,), in increasing order; returns how many.
 int64_t kept_indices_cpu(int64_t count, const bool* keep, int64_t* kept);
 
-// rgba (P, C + 1): rgb = (sum_kept w_i c_i + w_b background) / (sum_kept w_i + w_b) and the soft
-// silhouette alpha = 1 - prod_i (1 - D_i) over all the pixel's fragments. `kept` (kept_count,)
-// lists the kept fragments in ascending order, `colors` (kept_count, C) their colours.
+// rgba (P, C + 1): rgb = sum_kept share_i c_i + background_share background, alpha =
+// 1 - transmittance. `kept` (kept_count,) lists the kept fragments in increasing order,
+// `colors` (kept_count, C) their colours.
 template <typename T>
 void softmax_blend_forward_cpu(const SoftBlendParams& p, const int64_t* pixel_start,
-                               const T* zbuf, const T* dists, const T* znear, const T* zfar,
-                               const T* background, int64_t kept_count, const int64_t* kept,
-                               const T* colors, T* rgba);
+                               SoftBlendWeights<const T> weights, const T* background,
+                               int64_t kept_count, const int64_t* kept, const T* colors, T* rgba);
 
-// The exact gradient of softmax_blend_forward: grad_colors (kept_count, C), grad_zbuf and
-// grad_dists (M,), all overwritten. z_max's gradient goes to the fragments that attain it (split
-// evenly among ties, as torch's amax does), whether kept or not.
+// The exact gradient of the blend: grad_colors (kept_count, C), grad_zbuf and grad_dists (M,),
+// all overwritten, from the forward's rgba and the weights. z_max's gradient goes to the
+// fragments that attain it (split evenly among ties, as torch's amax does), kept or not.
 template <typename T>
 void softmax_blend_backward_cpu(const SoftBlendParams& p, const int64_t* pixel_start,
-                                const T* zbuf, const T* dists, const T* znear, const T* zfar,
-                                const T* background, int64_t kept_count, const int64_t* kept,
-                                const T* colors, const T* grad_rgba, T* grad_colors,
-                                T* grad_zbuf, T* grad_dists);
+                                const T* zbuf, const T* znear, const T* zfar,
+                                SoftBlendWeights<const T> weights, const T* background,
+                                int64_t kept_count, const int64_t* kept, const T* colors,
+                                const T* rgba, const T* grad_rgba, T* grad_colors, T* grad_zbuf,
+                                T* grad_dists);
 
 // Phong reflection at packed fragments, lib3dr.renderer.lights' formulas for one light per image:
 //   colour = (ambient + diffuse max(0, n.l)) * texel + specular max(0, v.r)^shininess [n.l > 0]
@@ -94,6 +104,7 @@ struct PhongParams {
   int64_t images;        // N
   int64_t image_pixels;  // H * W: fragment i belongs to image pixel[i] / (H * W)
   bool point_light;      // light rows are locations (else directions)
+  bool shininess_grad;   // the backward computes the shininess's gradient (else zero)
 };
 
 template <typename T>

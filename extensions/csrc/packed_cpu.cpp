@@ -104,10 +104,6 @@ inline T depth_factor(const SoftBlendParams& p, const PixelWeights<T>& w, T zbuf
   return std::exp((normalised_depth(zbuf, w.znear, w.zfar) - w.z_max) / T(p.gamma));
 }
 
-template <typename T>
-inline T fragment_weight(const SoftBlendParams& p, const PixelWeights<T>& w, T zbuf, T dist) {
-  return coverage_probability(dist, T(p.sigma)) * depth_factor(p, w, zbuf);
-}
 
 // The kept fragments of the pixels in [begin, end) start at kept[first_kept(begin)].
 inline int64_t first_kept(const int64_t* kept, int64_t kept_count, int64_t fragment) {
@@ -141,20 +137,21 @@ struct Vec3 {
   }
 };
 
-// x / max(|x|, eps), keeping |x| for the backward.
+// x / max(|x|, eps), keeping |x| for the backward. (Multiplied by the reciprocal: a rounding
+// away from F.normalize's division, and a third of the divisions.)
 template <typename T>
 struct Normalized {
   Vec3<T> x, unit;
-  T length, divisor;
+  T length, inverse;  // |x|, 1 / max(|x|, eps)
   explicit Normalized(Vec3<T> v) : x(v) {
     length = std::sqrt(v.dot(v));
-    divisor = length >= T(kNormalizeEpsilon) ? length : T(kNormalizeEpsilon);
-    unit = v / divisor;
+    inverse = T(1) / (length >= T(kNormalizeEpsilon) ? length : T(kNormalizeEpsilon));
+    unit = v * inverse;
   }
   // The gradient of x given that of unit: through the norm only where it was not clamped.
   Vec3<T> backward(Vec3<T> grad_unit) const {
-    Vec3<T> grad = grad_unit / divisor;
-    if (length >= T(kNormalizeEpsilon)) grad = grad - x * (x.dot(grad_unit) / (length * length * length));
+    Vec3<T> grad = grad_unit * inverse;
+    if (length >= T(kNormalizeEpsilon)) grad = grad - x * (x.dot(grad_unit) * inverse * inverse * inverse);
     return grad;
   }
 };
@@ -164,7 +161,8 @@ template <typename T>
 struct PhongFragment {
   int64_t image;
   Normalized<T> normal, to_light, to_camera;
-  T cos, diffuse_factor, highlight_base, highlight, power;
+  T cos, diffuse_factor, highlight_base, highlight;
+  T clamped, power_less_one, power;  // max(h, floor), its shininess - 1 and shininess powers
   Vec3<T> reflected;
   PhongFragment(const PhongParams& p, const PhongInputs<T>& in, int64_t i)
       : image(in.pixel[i] / p.image_pixels),
@@ -177,8 +175,10 @@ struct PhongFragment {
     reflected = -to_light.unit + normal.unit * (T(2) * cos);
     highlight_base = to_camera.unit.dot(reflected);
     highlight = highlight_base > T(0) && cos > T(0) ? highlight_base : T(0);
-    const T clamped = highlight > T(kHighlightFloor) ? highlight : T(kHighlightFloor);
-    power = highlight > T(0) ? std::pow(clamped, in.shininess[image]) : T(0);
+    clamped = highlight > T(kHighlightFloor) ? highlight : T(kHighlightFloor);
+    // One pow for the power and its derivative: x^s = x^(s - 1) x.
+    power_less_one = highlight > T(0) ? std::pow(clamped, in.shininess[image] - T(1)) : T(0);
+    power = power_less_one * clamped;
   }
 };
 
@@ -206,10 +206,22 @@ void phong_lighting_backward_cpu(const PhongParams& p, PhongInputs<T> in, const 
   ThreadSums sums(p.images * kPerImage);
   parallel_ranges(p.count, 4096, [&](int64_t thread, int64_t begin, int64_t end) {
     double* acc = sums.of(thread);
+    // The fragments come image by image: sum each run of one image here, then add it to acc.
+    double a[kPerImage] = {};
+    int64_t run_image = begin < end ? in.pixel[begin] / p.image_pixels : 0;
+    const auto flush = [&] {
+      for (int k = 0; k < kPerImage; ++k) {
+        acc[run_image * kPerImage + k] += a[k];
+        a[k] = 0.0;
+      }
+    };
     for (int64_t i = begin; i < end; ++i) {
       const PhongFragment<T> f(p, in, i);
+      if (f.image != run_image) {
+        flush();
+        run_image = f.image;
+      }
       const T* g = grad_colors + 3 * i;
-      double* a = acc + f.image * kPerImage;
       T grad_diffuse_factor = T(0), grad_power = T(0);
       for (int c = 0; c < 3; ++c) {
         const int64_t o = 3 * f.image + c;
@@ -225,10 +237,9 @@ void phong_lighting_backward_cpu(const PhongParams& p, PhongInputs<T> in, const 
       // power = max(h, floor)^s where h > 0 (0 elsewhere); h = max(0, v.r) where n.l > 0.
       T grad_highlight = T(0);
       if (f.highlight > T(0)) {
-        const T s = in.shininess[f.image];
-        const T clamped = f.highlight > T(kHighlightFloor) ? f.highlight : T(kHighlightFloor);
-        a[12] += double(grad_power * f.power * std::log(clamped));
-        if (f.highlight >= T(kHighlightFloor)) grad_highlight = grad_power * s * std::pow(clamped, s - T(1));
+        if (p.shininess_grad) a[12] += double(grad_power * f.power * std::log(f.clamped));
+        if (f.highlight >= T(kHighlightFloor))
+          grad_highlight = grad_power * in.shininess[f.image] * f.power_less_one;
       }
       Vec3<T> grad_to_camera = {T(0), T(0), T(0)}, grad_normal = {T(0), T(0), T(0)};
       Vec3<T> grad_to_light = {T(0), T(0), T(0)};
@@ -250,6 +261,7 @@ void phong_lighting_backward_cpu(const PhongParams& p, PhongInputs<T> in, const 
       gl.add_to(a);
       gv.add_to(a + 13);
     }
+    if (begin < end) flush();
   });
   std::vector<double> total(size_t(p.images) * kPerImage);
   sums.reduce(total.data());
@@ -300,7 +312,7 @@ void rasterize_packed_backward_cpu(const RasterizeParams& p, const T* face_verts
                                    const T* grad_bary, const T* grad_dists, T* grad_face_verts) {
   const PixelFaceSettings<T> s = pixel_face_settings<T>(p);
   const double rx = ndc_range_x(p), ry = ndc_range_y(p);
-  std::vector<FaceSetup<T>> setups(p.num_faces);  // for the fragments that need only a distance
+  std::vector<FaceSetup<T>> setups(p.num_faces);  // each face prepared once
   for (int64_t f = 0; f < p.num_faces; ++f) setups[f] = prepare_face(face_verts + 9 * f, s);
   ThreadSums grads(int64_t(p.num_faces) * 9);
   parallel_ranges(count, 4096, [&](int64_t thread, int64_t begin, int64_t end) {
@@ -316,7 +328,8 @@ void rasterize_packed_backward_cpu(const RasterizeParams& p, const T* face_verts
       const Vec2<T> pix = {T(pixel_center_ndc(x, p.width, rx)), T(pixel_center_ndc(y, p.height, ry))};
       const T* face = face_verts + 9 * f;
       if (geometry) {  // recomputing is cheaper than storing the intermediates
-        if (!eval_pixel_face(pix, face, s, pf)) continue;
+        // eval_pixel_face, with the face prepared once
+        if (!(eval_coverage(pix, setups[f], s, pf) && eval_depth(setups[f], s, pf))) continue;
         eval_pixel_face_backward(pix, face, s, pf, grad_z, gb, grad_dist, g + 9 * f);
       } else {
         DistanceHit<T> hit;
@@ -329,26 +342,42 @@ void rasterize_packed_backward_cpu(const RasterizeParams& p, const T* face_verts
 }
 
 template <typename T>
-void softmax_blend_select_cpu(const SoftBlendParams& p, const int64_t* pixel_start, const T* zbuf,
-                              const T* dists, const T* znear, const T* zfar, bool* keep) {
+void softmax_blend_weights_cpu(const SoftBlendParams& p, const int64_t* pixel_start, const T* zbuf,
+                               const T* dists, const T* znear, const T* zfar, const bool* given,
+                               bool* keep, SoftBlendWeights<T> out) {
   parallel_ranges(p.pixels, 1024, [&](int64_t, int64_t begin, int64_t end) {
     std::vector<T> weights;
     for (int64_t q = begin; q < end; ++q) {
       const int64_t first = pixel_start[q], last = pixel_start[q + 1];
-      if (first == last) continue;
-      if (p.dropped_weight <= 0) {
-        std::fill(keep + first, keep + last, true);
+      if (first == last) {
+        out.background_share[q] = T(1);
+        out.transmittance[q] = T(1);
         continue;
       }
       const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar);
       weights.resize(last - first);
-      double total = w.w_b;
+      double total = w.w_b, log_transmittance = 0.0;
       for (int64_t i = first; i < last; ++i) {
-        weights[i - first] = fragment_weight(p, w, zbuf[i], dists[i]);
+        // D = sigmoid(x) and log(1 - D) from one exponential, x = -dist / sigma (as
+        // coverage_probability and log_one_minus_coverage compute them).
+        const T x = -dists[i] / T(p.sigma);
+        const T e = std::exp(x >= T(0) ? -x : x);
+        const T D = coverage_from_exp(x, e);
+        log_transmittance += x >= T(0) ? -x - std::log1p(e) : -std::log1p(e);
+        out.coverage[i] = D;
+        weights[i - first] = D * depth_factor(p, w, zbuf[i]);
         total += weights[i - first];
       }
       const double threshold = p.dropped_weight / double(last - first) * total;
-      for (int64_t i = first; i < last; ++i) keep[i] = double(weights[i - first]) > threshold;
+      double denom = w.w_b;
+      for (int64_t i = first; i < last; ++i) {
+        keep[i] = given ? given[i] : p.dropped_weight <= 0 || double(weights[i - first]) > threshold;
+        if (keep[i]) denom += weights[i - first];
+      }
+      for (int64_t i = first; i < last; ++i)
+        out.share[i] = keep[i] ? T(weights[i - first] / denom) : T(0);
+      out.background_share[q] = T(w.w_b / denom);
+      out.transmittance[q] = T(std::exp(log_transmittance));
     }
   });
 }
@@ -362,103 +391,69 @@ int64_t kept_indices_cpu(int64_t count, const bool* keep, int64_t* kept) {
 
 template <typename T>
 void softmax_blend_forward_cpu(const SoftBlendParams& p, const int64_t* pixel_start,
-                               const T* zbuf, const T* dists, const T* znear, const T* zfar,
-                               const T* background, int64_t kept_count, const int64_t* kept,
-                               const T* colors, T* rgba) {
+                               SoftBlendWeights<const T> weights, const T* background,
+                               int64_t kept_count, const int64_t* kept, const T* colors, T* rgba) {
   const int C = p.channels;
   parallel_ranges(p.pixels, 1024, [&](int64_t, int64_t begin, int64_t end) {
     int64_t k = first_kept(kept, kept_count, pixel_start[begin]);
     std::vector<double> sum(C);
     for (int64_t q = begin; q < end; ++q) {
-      const int64_t first = pixel_start[q], last = pixel_start[q + 1];
+      for (int c = 0; c < C; ++c) sum[c] = double(weights.background_share[q]) * background[c];
+      for (; k < kept_count && kept[k] < pixel_start[q + 1]; ++k)
+        for (int c = 0; c < C; ++c) sum[c] += double(weights.share[kept[k]]) * colors[k * C + c];
       T* out = rgba + q * (C + 1);
-      if (first == last) {
-        for (int c = 0; c < C; ++c) out[c] = background[c];  // w_b = 1, nothing else
-        out[C] = T(0);
-        continue;
-      }
-      const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar);
-      double denom = w.w_b, log_transmittance = 0.0;
-      for (int c = 0; c < C; ++c) sum[c] = double(w.w_b) * background[c];
-      for (int64_t i = first; i < last; ++i) {
-        log_transmittance += log_one_minus_coverage(dists[i], T(p.sigma));
-        if (k < kept_count && kept[k] == i) {
-          const T weight = fragment_weight(p, w, zbuf[i], dists[i]);
-          denom += weight;
-          for (int c = 0; c < C; ++c) sum[c] += double(weight) * colors[k * C + c];
-          ++k;
-        }
-      }
-      for (int c = 0; c < C; ++c) out[c] = T(sum[c] / denom);
-      out[C] = T(1) - T(std::exp(log_transmittance));
+      for (int c = 0; c < C; ++c) out[c] = T(sum[c]);
+      out[C] = T(1) - weights.transmittance[q];
     }
   });
 }
 
 template <typename T>
 void softmax_blend_backward_cpu(const SoftBlendParams& p, const int64_t* pixel_start,
-                                const T* zbuf, const T* dists, const T* znear, const T* zfar,
-                                const T* background, int64_t kept_count, const int64_t* kept,
-                                const T* colors, const T* grad_rgba, T* grad_colors,
-                                T* grad_zbuf, T* grad_dists) {
+                                const T* zbuf, const T* znear, const T* zfar,
+                                SoftBlendWeights<const T> weights, const T* background,
+                                int64_t kept_count, const int64_t* kept, const T* colors,
+                                const T* rgba, const T* grad_rgba, T* grad_colors, T* grad_zbuf,
+                                T* grad_dists) {
   const int C = p.channels;
   const T sigma = T(p.sigma), gamma = T(p.gamma);
   parallel_ranges(p.pixels, 1024, [&](int64_t, int64_t begin, int64_t end) {
-    const int64_t k_begin = first_kept(kept, kept_count, pixel_start[begin]);
-    std::vector<double> sum(C);
-    std::vector<T> rgb(C);
-    for (int64_t q = begin, k = k_begin; q < end; ++q) {
+    int64_t k = first_kept(kept, kept_count, pixel_start[begin]);
+    for (int64_t q = begin; q < end; ++q) {
       const int64_t first = pixel_start[q], last = pixel_start[q + 1];
       if (first == last) continue;
       const T* g = grad_rgba + q * (C + 1);
+      const T* rgb = rgba + q * (C + 1);
       const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar);
-      // The forward again: rgb, its denominator and the transmittance.
-      double denom = w.w_b, log_transmittance = 0.0;
-      for (int c = 0; c < C; ++c) sum[c] = double(w.w_b) * background[c];
-      const int64_t k_first = k;
-      for (int64_t i = first; i < last; ++i) {
-        log_transmittance += log_one_minus_coverage(dists[i], sigma);
-        if (k < kept_count && kept[k] == i) {
-          const T weight = fragment_weight(p, w, zbuf[i], dists[i]);
-          denom += weight;
-          for (int c = 0; c < C; ++c) sum[c] += double(weight) * colors[k * C + c];
-          ++k;
-        }
-      }
-      for (int c = 0; c < C; ++c) rgb[c] = T(sum[c] / denom);
-      const T inv_denom = T(1.0 / denom);
-      const T transmittance = T(std::exp(log_transmittance));
       const T inv_range = T(1) / (w.zfar - w.znear);
-      // d rgb / d w_i = (c_i - rgb) / denom, and likewise for the background; z_max scales
-      // every weight but a clamped w_b by exp(-z_max / gamma).
+      const T silhouette = -g[C] * weights.transmittance[q] / sigma;
+      // d L / d log w for a weight of share s and colour c: s g.(c - rgb). z_max scales every
+      // weight but a clamped w_b by exp(-z_max / gamma).
       T grad_background = T(0);
       for (int c = 0; c < C; ++c) grad_background += g[c] * (background[c] - rgb[c]);
-      grad_background *= inv_denom;
-      T grad_z_max = w.w_b_free ? -grad_background * w.w_b / gamma : T(0);
-      k = k_first;
+      T grad_log_weights = w.w_b_free ? weights.background_share[q] * grad_background : T(0);
       for (int64_t i = first; i < last; ++i) {
-        const T D = coverage_probability(dists[i], sigma);
-        T gd = -g[C] * transmittance * D / sigma;  // the silhouette's, as silhouette_blend
+        const T D = weights.coverage[i];
+        T gd = silhouette * D;  // the silhouette's, as silhouette_blend
         T gz = T(0);
         if (k < kept_count && kept[k] == i) {
-          const T factor = depth_factor(p, w, zbuf[i]);
-          const T weight = D * factor;
-          T grad_weight = T(0);
+          const T share = weights.share[i];
+          T dot = T(0);
           for (int c = 0; c < C; ++c) {
-            grad_weight += g[c] * (colors[k * C + c] - rgb[c]);
-            grad_colors[k * C + c] = g[c] * weight * inv_denom;
+            dot += g[c] * (colors[k * C + c] - rgb[c]);
+            grad_colors[k * C + c] = g[c] * share;
           }
-          grad_weight *= inv_denom;
-          gd += grad_weight * factor * (-D * (T(1) - D) / sigma);
-          gz -= grad_weight * weight / gamma * inv_range;
-          grad_z_max -= grad_weight * weight / gamma;
+          const T grad_log_weight = share * dot;
+          gd -= grad_log_weight * (T(1) - D) / sigma;
+          gz -= grad_log_weight / gamma * inv_range;
+          grad_log_weights += grad_log_weight;
           ++k;
         }
         grad_dists[i] = gd;
         grad_zbuf[i] = gz;
       }
-      if (w.z_max_free && grad_z_max != T(0)) {
-        const T share = grad_z_max / T(w.ties) * inv_range;
+      if (w.z_max_free && grad_log_weights != T(0)) {
+        const T share = -grad_log_weights / gamma / T(w.ties) * inv_range;
         for (int64_t i = first; i < last; ++i)
           if (normalised_depth(zbuf[i], w.znear, w.zfar) == w.z_max) grad_zbuf[i] -= share;
       }
@@ -511,14 +506,16 @@ void interpolate_backward_cpu(int64_t count, int dim, int64_t num_faces, const i
   template void rasterize_packed_backward_cpu<T>(const RasterizeParams&, const T*, int64_t,       \
                                                  const int64_t*, const int64_t*, const T*,        \
                                                  const T*, const T*, T*);                         \
-  template void softmax_blend_select_cpu<T>(const SoftBlendParams&, const int64_t*, const T*,     \
-                                            const T*, const T*, const T*, bool*);                 \
-  template void softmax_blend_forward_cpu<T>(const SoftBlendParams&, const int64_t*, const T*,    \
-                                             const T*, const T*, const T*, const T*, int64_t,     \
+  template void softmax_blend_weights_cpu<T>(const SoftBlendParams&, const int64_t*, const T*,    \
+                                             const T*, const T*, const T*, const bool*, bool*,    \
+                                             SoftBlendWeights<T>);                                \
+  template void softmax_blend_forward_cpu<T>(const SoftBlendParams&, const int64_t*,              \
+                                             SoftBlendWeights<const T>, const T*, int64_t,        \
                                              const int64_t*, const T*, T*);                       \
   template void softmax_blend_backward_cpu<T>(const SoftBlendParams&, const int64_t*, const T*,   \
-                                              const T*, const T*, const T*, const T*, int64_t,    \
-                                              const int64_t*, const T*, const T*, T*, T*, T*);    \
+                                              const T*, const T*, SoftBlendWeights<const T>,      \
+                                              const T*, int64_t, const int64_t*, const T*,        \
+                                              const T*, const T*, T*, T*, T*);                    \
   template void phong_lighting_forward_cpu<T>(const PhongParams&, PhongInputs<T>, T*);          \
   template void phong_lighting_backward_cpu<T>(const PhongParams&, PhongInputs<T>, const T*,     \
                                                PhongGrads<T>);                                  \

@@ -266,78 +266,122 @@ torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
   return grad_face_verts;
 }
 
-torch::Tensor softmax_blend_select(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
-                                   const torch::Tensor& dists, const torch::Tensor& znear,
-                                   const torch::Tensor& zfar, int64_t image_pixels, double sigma,
-                                   double gamma, double dropped_weight) {
-  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels);
-  TORCH_CHECK(dropped_weight >= 0 && dropped_weight < 1, "dropped_weight must be in [0, 1), got ",
-              dropped_weight);
-  const SoftBlendParams p = blend_params(pixel_start, image_pixels, 0, sigma, gamma, dropped_weight);
-  auto keep = torch::empty({zbuf.size(0)}, zbuf.options().dtype(torch::kBool));
-  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_select", [&] {
-    softmax_blend_select_cpu<scalar_t>(p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(),
-                                       dists.data_ptr<scalar_t>(), znear.data_ptr<scalar_t>(),
-                                       zfar.data_ptr<scalar_t>(), keep.data_ptr<bool>());
-  });
-  auto kept = torch::empty({zbuf.size(0)}, pixel_start.options());
-  const int64_t count = kept_indices_cpu(zbuf.size(0), keep.data_ptr<bool>(), kept.data_ptr<int64_t>());
-  return kept.slice(0, 0, count).clone();
+namespace {
+
+// The blend's weights: coverage and share (M,) like zbuf, background_share and transmittance
+// (P,), all of zbuf's dtype.
+template <typename T>
+SoftBlendWeights<const T> check_weights(const std::vector<torch::Tensor>& weights,
+                                        const torch::Tensor& zbuf, int64_t pixels) {
+  TORCH_CHECK(weights.size() == 4,
+              "weights must be (coverage, share, background_share, transmittance)");
+  const char* names[4] = {"coverage", "share", "background_share", "transmittance"};
+  for (int k = 0; k < 4; ++k) {
+    check_float(weights[k], names[k], 1, zbuf);
+    TORCH_CHECK(weights[k].size(0) == (k < 2 ? zbuf.size(0) : pixels), names[k], " must have ",
+                k < 2 ? zbuf.size(0) : pixels, " entries, got ", weights[k].size(0));
+  }
+  return {weights[0].data_ptr<T>(), weights[1].data_ptr<T>(), weights[2].data_ptr<T>(),
+          weights[3].data_ptr<T>()};
 }
 
-torch::Tensor softmax_blend_forward(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
-                                    const torch::Tensor& dists, const torch::Tensor& znear,
-                                    const torch::Tensor& zfar, const torch::Tensor& background,
-                                    const torch::Tensor& kept, const torch::Tensor& colors,
-                                    int64_t image_pixels, double sigma, double gamma) {
-  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels);
-  check_kept(kept, zbuf.size(0));
-  check_float(colors, "colors", 2, zbuf);
-  check_float(background, "background", 1, zbuf);
+void check_colors(const torch::Tensor& colors, const torch::Tensor& background,
+                  const torch::Tensor& kept, const torch::Tensor& like) {
+  check_float(colors, "colors", 2, like);
+  check_float(background, "background", 1, like);
   TORCH_CHECK(colors.size(0) == kept.size(0) && background.size(0) == colors.size(1),
               "colors must be (kept, C) with C the ", background.size(0),
               " channels of background, got ", colors.sizes());
-  const SoftBlendParams p =
-      blend_params(pixel_start, image_pixels, int(colors.size(1)), sigma, gamma, 0.0);
-  auto rgba = torch::empty({p.pixels, colors.size(1) + 1}, zbuf.options());
-  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_forward", [&] {
-    softmax_blend_forward_cpu<scalar_t>(
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> softmax_blend_weights(
+    const torch::Tensor& pixel_start, const torch::Tensor& zbuf, const torch::Tensor& dists,
+    const torch::Tensor& znear, const torch::Tensor& zfar, const std::optional<torch::Tensor>& given,
+    int64_t image_pixels, double sigma, double gamma, double dropped_weight) {
+  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels);
+  TORCH_CHECK(dropped_weight >= 0 && dropped_weight < 1, "dropped_weight must be in [0, 1), got ",
+              dropped_weight);
+  const int64_t M = zbuf.size(0);
+  if (given.has_value()) {
+    check_cpu(*given, "given", 1);
+    TORCH_CHECK(given->scalar_type() == torch::kBool && given->size(0) == M,
+                "given must be a bool (M,) tensor, M = ", M);
+  }
+  const SoftBlendParams p = blend_params(pixel_start, image_pixels, 0, sigma, gamma, dropped_weight);
+  auto keep = torch::empty({M}, zbuf.options().dtype(torch::kBool));
+  std::vector<torch::Tensor> weights = {torch::empty_like(zbuf), torch::empty_like(zbuf),
+                                        torch::empty({p.pixels}, zbuf.options()),
+                                        torch::empty({p.pixels}, zbuf.options())};
+  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_weights", [&] {
+    softmax_blend_weights_cpu<scalar_t>(
         p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), dists.data_ptr<scalar_t>(),
-        znear.data_ptr<scalar_t>(), zfar.data_ptr<scalar_t>(), background.data_ptr<scalar_t>(),
-        kept.size(0), kept.data_ptr<int64_t>(), colors.data_ptr<scalar_t>(),
-        rgba.data_ptr<scalar_t>());
+        znear.data_ptr<scalar_t>(), zfar.data_ptr<scalar_t>(),
+        given.has_value() ? given->data_ptr<bool>() : nullptr, keep.data_ptr<bool>(),
+        {weights[0].data_ptr<scalar_t>(), weights[1].data_ptr<scalar_t>(),
+         weights[2].data_ptr<scalar_t>(), weights[3].data_ptr<scalar_t>()});
+  });
+  auto kept = torch::empty({M}, pixel_start.options());
+  const int64_t count = kept_indices_cpu(M, keep.data_ptr<bool>(), kept.data_ptr<int64_t>());
+  weights.insert(weights.begin(), kept.slice(0, 0, count).clone());
+  return weights;
+}
+
+torch::Tensor softmax_blend_forward(const torch::Tensor& pixel_start,
+                                    const std::vector<torch::Tensor>& weights,
+                                    const torch::Tensor& background, const torch::Tensor& kept,
+                                    const torch::Tensor& colors) {
+  TORCH_CHECK(!weights.empty() && (weights[0].scalar_type() == torch::kFloat ||
+                                   weights[0].scalar_type() == torch::kDouble),
+              "weights must be float32 or float64 tensors");
+  const torch::Tensor& like = weights[0];
+  check_cpu(pixel_start, "pixel_start", 1);
+  TORCH_CHECK(pixel_start.scalar_type() == torch::kLong, "pixel_start must be int64");
+  const int64_t pixels = pixel_start.size(0) - 1, M = like.size(0);
+  TORCH_CHECK(pixel_start.data_ptr<int64_t>()[0] == 0 && pixel_start.data_ptr<int64_t>()[pixels] == M,
+              "pixel_start must run from 0 to ", M, " (the number of fragments)");
+  check_kept(kept, M);
+  check_colors(colors, background, kept, like);
+  SoftBlendParams p = blend_params(pixel_start, 1, int(colors.size(1)), 1.0, 1.0, 0.0);
+  auto rgba = torch::empty({pixels, colors.size(1) + 1}, like.options());
+  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "softmax_blend_forward", [&] {
+    softmax_blend_forward_cpu<scalar_t>(
+        p, pixel_start.data_ptr<int64_t>(), check_weights<scalar_t>(weights, like, pixels),
+        background.data_ptr<scalar_t>(), kept.size(0), kept.data_ptr<int64_t>(),
+        colors.data_ptr<scalar_t>(), rgba.data_ptr<scalar_t>());
   });
   return rgba;
 }
 
 std::vector<torch::Tensor> softmax_blend_backward(
-    const torch::Tensor& pixel_start, const torch::Tensor& zbuf, const torch::Tensor& dists,
-    const torch::Tensor& znear, const torch::Tensor& zfar, const torch::Tensor& background,
-    const torch::Tensor& kept, const torch::Tensor& colors, const torch::Tensor& grad_rgba,
-    int64_t image_pixels, double sigma, double gamma) {
-  check_packed(pixel_start, zbuf, dists, znear, zfar, image_pixels, false);
+    const torch::Tensor& pixel_start, const torch::Tensor& zbuf, const torch::Tensor& znear,
+    const torch::Tensor& zfar, const std::vector<torch::Tensor>& weights,
+    const torch::Tensor& background, const torch::Tensor& kept, const torch::Tensor& colors,
+    const torch::Tensor& rgba, const torch::Tensor& grad_rgba, int64_t image_pixels, double sigma,
+    double gamma) {
+  check_packed(pixel_start, zbuf, zbuf, znear, zfar, image_pixels, false);
   check_kept(kept, zbuf.size(0), false);
-  check_float(colors, "colors", 2, zbuf);
-  check_float(background, "background", 1, zbuf);
-  check_float(grad_rgba, "grad_rgba", 2, zbuf);
-  TORCH_CHECK(colors.size(0) == kept.size(0) && background.size(0) == colors.size(1),
-              "colors must be (kept, C) with C the ", background.size(0),
-              " channels of background, got ", colors.sizes());
+  check_colors(colors, background, kept, zbuf);
   const SoftBlendParams p =
       blend_params(pixel_start, image_pixels, int(colors.size(1)), sigma, gamma, 0.0);
-  TORCH_CHECK(grad_rgba.size(0) == p.pixels && grad_rgba.size(1) == colors.size(1) + 1,
-              "grad_rgba must have shape (", p.pixels, ", ", colors.size(1) + 1, "), got ",
-              grad_rgba.sizes());
+  for (const auto* t : {&rgba, &grad_rgba}) {
+    check_float(*t, t == &rgba ? "rgba" : "grad_rgba", 2, zbuf);
+    TORCH_CHECK(t->size(0) == p.pixels && t->size(1) == colors.size(1) + 1,
+                "rgba and grad_rgba must have shape (", p.pixels, ", ", colors.size(1) + 1,
+                "), got ", t->sizes());
+  }
   auto grad_colors = torch::empty_like(colors);
   auto grad_zbuf = torch::empty_like(zbuf);
-  auto grad_dists = torch::empty_like(dists);
+  auto grad_dists = torch::empty_like(zbuf);
   AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "softmax_blend_backward", [&] {
     softmax_blend_backward_cpu<scalar_t>(
-        p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), dists.data_ptr<scalar_t>(),
-        znear.data_ptr<scalar_t>(), zfar.data_ptr<scalar_t>(), background.data_ptr<scalar_t>(),
-        kept.size(0), kept.data_ptr<int64_t>(), colors.data_ptr<scalar_t>(),
-        grad_rgba.data_ptr<scalar_t>(), grad_colors.data_ptr<scalar_t>(),
-        grad_zbuf.data_ptr<scalar_t>(), grad_dists.data_ptr<scalar_t>());
+        p, pixel_start.data_ptr<int64_t>(), zbuf.data_ptr<scalar_t>(), znear.data_ptr<scalar_t>(),
+        zfar.data_ptr<scalar_t>(), check_weights<scalar_t>(weights, zbuf, p.pixels),
+        background.data_ptr<scalar_t>(), kept.size(0), kept.data_ptr<int64_t>(),
+        colors.data_ptr<scalar_t>(), rgba.data_ptr<scalar_t>(), grad_rgba.data_ptr<scalar_t>(),
+        grad_colors.data_ptr<scalar_t>(), grad_zbuf.data_ptr<scalar_t>(),
+        grad_dists.data_ptr<scalar_t>());
   });
   return {grad_colors, grad_zbuf, grad_dists};
 }
@@ -375,6 +419,7 @@ PhongParams check_phong(const torch::Tensor& pixel, int64_t image_pixels,
   p.images = N;
   p.image_pixels = image_pixels;
   p.point_light = point_light;
+  p.shininess_grad = false;
   return p;
 }
 
@@ -413,9 +458,11 @@ std::vector<torch::Tensor> phong_lighting_backward(const torch::Tensor& pixel,
                                                    const torch::Tensor& texels,
                                                    const std::vector<torch::Tensor>& per_image,
                                                    bool point_light,
-                                                   const torch::Tensor& grad_colors) {
-  const PhongParams p =
+                                                   const torch::Tensor& grad_colors,
+                                                   bool shininess_grad) {
+  PhongParams p =
       check_phong(pixel, image_pixels, points, normals, texels, per_image, point_light, false);
+  p.shininess_grad = shininess_grad;
   check_float(grad_colors, "grad_colors", 2, points);
   TORCH_CHECK(grad_colors.sizes() == points.sizes(), "grad_colors must have shape ",
               points.sizes(), ", got ", grad_colors.sizes());

@@ -7,6 +7,7 @@
 #include <torch/extension.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace lib3dr {
@@ -32,23 +33,27 @@ torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
                                         bool perspective_correct, bool clip_barycentric,
                                         bool cull_backfaces);
 
-// The fragments the blend weighs: increasing int64 indices (M',).
-torch::Tensor softmax_blend_select(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
-                                   const torch::Tensor& dists, const torch::Tensor& znear,
-                                   const torch::Tensor& zfar, int64_t image_pixels, double sigma,
-                                   double gamma, double dropped_weight);
-
-torch::Tensor softmax_blend_forward(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
-                                    const torch::Tensor& dists, const torch::Tensor& znear,
-                                    const torch::Tensor& zfar, const torch::Tensor& background,
-                                    const torch::Tensor& kept, const torch::Tensor& colors,
-                                    int64_t image_pixels, double sigma, double gamma);
-
-std::vector<torch::Tensor> softmax_blend_backward(
+// What the blend takes from the depths and distances: {kept (M',) increasing int64, then the
+// weights: coverage (M,), share (M,), background_share (P,), transmittance (P,)}. `given` (M,)
+// bool, when defined, says which fragments to keep instead of dropped_weight.
+std::vector<torch::Tensor> softmax_blend_weights(
     const torch::Tensor& pixel_start, const torch::Tensor& zbuf, const torch::Tensor& dists,
-    const torch::Tensor& znear, const torch::Tensor& zfar, const torch::Tensor& background,
-    const torch::Tensor& kept, const torch::Tensor& colors, const torch::Tensor& grad_rgba,
-    int64_t image_pixels, double sigma, double gamma);
+    const torch::Tensor& znear, const torch::Tensor& zfar, const std::optional<torch::Tensor>& given,
+    int64_t image_pixels, double sigma, double gamma, double dropped_weight);
+
+// rgba (P, C + 1) from the kept fragments' colors (M', C) and the weights.
+torch::Tensor softmax_blend_forward(const torch::Tensor& pixel_start,
+                                    const std::vector<torch::Tensor>& weights,
+                                    const torch::Tensor& background, const torch::Tensor& kept,
+                                    const torch::Tensor& colors);
+
+// {grad_colors, grad_zbuf, grad_dists}.
+std::vector<torch::Tensor> softmax_blend_backward(
+    const torch::Tensor& pixel_start, const torch::Tensor& zbuf, const torch::Tensor& znear,
+    const torch::Tensor& zfar, const std::vector<torch::Tensor>& weights,
+    const torch::Tensor& background, const torch::Tensor& kept, const torch::Tensor& colors,
+    const torch::Tensor& rgba, const torch::Tensor& grad_rgba, int64_t image_pixels, double sigma,
+    double gamma);
 
 // Phong lighting of packed fragments (pixel (M,), images of image_pixels pixels): `per_image` is
 // {light, ambient, diffuse, specular, shininess, camera} ((N, 3) each but shininess (N,)).
@@ -67,7 +72,8 @@ std::vector<torch::Tensor> phong_lighting_backward(const torch::Tensor& pixel,
                                                    const torch::Tensor& texels,
                                                    const std::vector<torch::Tensor>& per_image,
                                                    bool point_light,
-                                                   const torch::Tensor& grad_colors);
+                                                   const torch::Tensor& grad_colors,
+                                                   bool shininess_grad);
 
 torch::Tensor interpolate_forward(const torch::Tensor& faces, const torch::Tensor& bary,
                                   const torch::Tensor& face_attrs);

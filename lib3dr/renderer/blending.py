@@ -7,7 +7,7 @@ aggregation (Liu et al. 2019), explained in chapter 2. ``blended_fragments`` and
 the soft shaders' fast path, which colours only the fragments that the blend weighs.
 """
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,9 +111,28 @@ def _check_compiled(fragments):
                          "the extension, use Fragments and softmax_rgb_blend")
 
 
-def blended_fragments(fragments, blend_params, znear=1.0, zfar=100.0):
-    """The packed fragments that ``softmax_rgb_blend_packed`` weighs: increasing ``(M',)`` int64
-    indices into ``fragments`` (``PackedFragments``), CPU only.
+class BlendWeights(NamedTuple):
+    """What ``softmax_rgb_blend_packed`` needs besides the colours, from packed fragments' depths
+    and distances (``blended_fragments``; no autograd: the blend's backward differentiates them).
+
+    kept: ``(M',)`` int64, increasing: the fragments to colour and blend.
+    coverage: ``(M,)`` ``D_i = sigmoid(-dists_i / sigma)``.
+    share: ``(M,)`` each kept fragment's share of its pixel's colour,
+        ``w_i / (sum_kept w_j + w_b)``; 0 for the others.
+    background_share: ``(N * H * W,)`` the background's, ``w_b / (sum_kept w_j + w_b)``.
+    transmittance: ``(N * H * W,)`` ``prod_i (1 - D_i)`` over every fragment: alpha is 1 minus it.
+    """
+
+    kept: torch.Tensor
+    coverage: torch.Tensor
+    share: torch.Tensor
+    background_share: torch.Tensor
+    transmittance: torch.Tensor
+
+
+def blended_fragments(fragments, blend_params, znear=1.0, zfar=100.0, kept=None):
+    """The packed fragments (``PackedFragments``) that ``softmax_rgb_blend_packed`` weighs, and
+    their weights: ``BlendWeights``; CPU only.
 
     With ``w_i`` the weight of ``softmax_rgb_blend`` and ``W`` the sum of a pixel's weights
     including the background's, fragment i of a pixel with n fragments is dropped when
@@ -121,24 +140,30 @@ def blended_fragments(fragments, blend_params, znear=1.0, zfar=100.0):
     ``tau = dropped_weight`` of ``W``. Shading only the others changes the pixel's colour by at
     most ``tau`` times the range of its colours (``softmax_rgb_blend_packed``). With gamma = 1e-4
     the depth factor ``exp(-dz / gamma)`` leaves the faces behind the surface almost no weight:
-    on the cow at K = 50, tau = 1e-4 keeps about half of the covered fragments.
+    on the cow at K = 50, tau = 1e-4 keeps about half of the covered fragments. ``kept``
+    (increasing int64 indices), when given, chooses the fragments instead.
     """
     _check_compiled(fragments)
     N, H, W, _ = fragments.shape
-    return _backend._C.softmax_blend_select(
+    given = None
+    if kept is not None:
+        given = torch.zeros(len(fragments), dtype=torch.bool)
+        given[kept] = True
+    return BlendWeights(*_backend._C.softmax_blend_weights(
         fragments.pixel_start, fragments.zbuf.detach().contiguous(),
         fragments.dists.detach().contiguous(), _per_image(znear, N, fragments.zbuf),
-        _per_image(zfar, N, fragments.zbuf), H * W, float(blend_params.sigma),
-        float(blend_params.gamma), float(blend_params.dropped_weight))
+        _per_image(zfar, N, fragments.zbuf), given, H * W, float(blend_params.sigma),
+        float(blend_params.gamma), float(blend_params.dropped_weight)))
 
 
-def softmax_rgb_blend_packed(colors, kept, fragments, blend_params, znear=1.0, zfar=100.0):
-    """``softmax_rgb_blend`` over packed fragments, of which only ``kept`` are coloured:
+def softmax_rgb_blend_packed(colors, weights, fragments, blend_params, znear=1.0, zfar=100.0):
+    """``softmax_rgb_blend`` over packed fragments, of which only ``weights.kept`` are coloured:
     ``(N, H, W, C + 1)``; CPU only, by a compiled kernel.
 
     Args:
-        colors: ``(M', C)`` colours of the fragments ``kept``.
-        kept: ``(M',)`` increasing int64 indices into ``fragments``, from ``blended_fragments``.
+        colors: ``(M', C)`` colours of the fragments ``weights.kept``.
+        weights: ``BlendWeights`` of these fragments, from ``blended_fragments`` with the same
+            blend parameters, znear and zfar.
         fragments: ``PackedFragments`` with ``pixel_start``.
     Returns:
         ``rgb = (sum_kept w_i c_i + w_b c_bg) / (sum_kept w_i + w_b)`` with ``softmax_rgb_blend``'s
@@ -146,7 +171,7 @@ def softmax_rgb_blend_packed(colors, kept, fragments, blend_params, znear=1.0, z
         Differentiable w.r.t. ``colors`` and the fragments' ``zbuf`` and ``dists`` (not znear,
         zfar or the background).
 
-    When ``kept`` is every fragment this is ``softmax_rgb_blend`` exactly. Otherwise, with
+    When every fragment is kept this is ``softmax_rgb_blend`` exactly. Otherwise, with
     ``delta <= tau`` the share of a pixel's weight dropped and ``R`` the range of the pixel's
     colours (the background's included), per channel: the colour differs from the full blend by at
     most ``delta R``; the gradients w.r.t. the log-weights ``log w_i`` (through which ``dists``
@@ -159,7 +184,7 @@ def softmax_rgb_blend_packed(colors, kept, fragments, blend_params, znear=1.0, z
     _check_compiled(fragments)
     N, H, W, _ = fragments.shape
     rgba = SoftmaxBlend.apply(colors.to(fragments.zbuf.dtype), fragments.zbuf, fragments.dists,
-                              kept, fragments.pixel_start, _per_image(znear, N, fragments.zbuf),
+                              weights, fragments.pixel_start, _per_image(znear, N, fragments.zbuf),
                               _per_image(zfar, N, fragments.zbuf),
                               _background(blend_params, fragments.zbuf), H * W,
                               float(blend_params.sigma), float(blend_params.gamma))

@@ -158,23 +158,27 @@ class RasterizePacked(torch.autograd.Function):
 
 
 class SoftmaxBlend(torch.autograd.Function):
-    """``softmax_rgb_blend_packed`` by the compiled CPU kernel: one pass per pixel over its packed
-    fragments forward, one backward that recomputes the weights."""
+    """``softmax_rgb_blend_packed`` by the compiled CPU kernels. The weights (``BlendWeights``,
+    computed from zbuf and dists without autograd) make the forward a weighted sum of the
+    colours; the backward differentiates them w.r.t. zbuf and dists itself."""
 
     @staticmethod
-    def forward(ctx, colors, zbuf, dists, kept, pixel_start, znear, zfar, background, image_pixels,
-                sigma, gamma):
-        inputs = [t.contiguous() for t in (pixel_start, zbuf, dists, znear, zfar, background, kept,
-                                           colors)]
-        rgba = _backend._C.softmax_blend_forward(*inputs, image_pixels, sigma, gamma)
-        ctx.save_for_backward(*inputs)
+    def forward(ctx, colors, zbuf, dists, weights, pixel_start, znear, zfar, background,
+                image_pixels, sigma, gamma):
+        kept, *arrays = (t.contiguous() for t in weights)
+        colors, background = colors.contiguous(), background.contiguous()
+        rgba = _backend._C.softmax_blend_forward(pixel_start, arrays, background, kept, colors)
+        ctx.save_for_backward(colors, zbuf.contiguous(), pixel_start, znear, zfar, background,
+                              kept, rgba, *arrays)
         ctx.options = (image_pixels, sigma, gamma)
         return rgba
 
     @staticmethod
     def backward(ctx, grad_rgba):
+        colors, zbuf, pixel_start, znear, zfar, background, kept, rgba, *arrays = ctx.saved_tensors
         grad_colors, grad_zbuf, grad_dists = _backend._C.softmax_blend_backward(
-            *ctx.saved_tensors, grad_rgba.contiguous(), *ctx.options)
+            pixel_start, zbuf, znear, zfar, arrays, background, kept, colors, rgba,
+            grad_rgba.contiguous(), *ctx.options)
         return (grad_colors, grad_zbuf, grad_dists) + (None,) * 8
 
 
@@ -216,5 +220,6 @@ class PhongLighting(torch.autograd.Function):
         image_pixels, point_light = ctx.options
         grads = _backend._C.phong_lighting_backward(pixel, image_pixels, points, normals, texels,
                                                     per_image, point_light,
-                                                    grad_colors.contiguous())
+                                                    grad_colors.contiguous(),
+                                                    ctx.needs_input_grad[10])
         return (None, None, *grads[:3], None, *grads[3:])

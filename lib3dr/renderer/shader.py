@@ -94,9 +94,10 @@ class _Soft:
             return super().forward(fragments, meshes, **kwargs)
         cameras, lights, materials, blend_params = self.scene(kwargs)
         znear, zfar = self.depth_range(cameras, kwargs)
-        kept = blended_fragments(fragments, blend_params, znear=znear, zfar=zfar)
-        colors = self.colors(fragments.select(kept), meshes, cameras, lights, materials, kwargs)
-        return softmax_rgb_blend_packed(colors, kept, fragments, blend_params, znear=znear,
+        weights = blended_fragments(fragments, blend_params, znear=znear, zfar=zfar)
+        colors = self.colors(fragments.select(weights.kept), meshes, cameras, lights, materials,
+                             kwargs)
+        return softmax_rgb_blend_packed(colors, weights, fragments, blend_params, znear=znear,
                                         zfar=zfar)
 
 
