@@ -67,7 +67,7 @@ struct PixelWeights {
   T znear, zfar;
   T z_max;          // max(eps, max_i z_i)
   bool z_max_free;  // max_i z_i >= eps: z_max moves with the fragments that attain it
-  int ties;         // how many fragments attain z_max (when free)
+  int ties;         // how many fragments attain z_max (when free and counted)
   T w_b;            // max(eps, exp((eps - z_max) / gamma))
   bool w_b_free;    // the exponential >= eps: w_b moves with z_max
 };
@@ -79,7 +79,7 @@ inline T normalised_depth(T zbuf, T znear, T zfar) {
 
 template <typename T>
 PixelWeights<T> pixel_weights(const SoftBlendParams& p, int64_t pixel, int64_t begin, int64_t end,
-                              const T* zbuf, const T* znear, const T* zfar) {
+                              const T* zbuf, const T* znear, const T* zfar, bool count_ties) {
   PixelWeights<T> w;
   const int64_t image = pixel / p.image_pixels;
   w.znear = znear[image];
@@ -90,7 +90,7 @@ PixelWeights<T> pixel_weights(const SoftBlendParams& p, int64_t pixel, int64_t b
   w.z_max_free = z_max >= eps;
   w.z_max = w.z_max_free ? z_max : eps;
   w.ties = 0;
-  if (w.z_max_free)
+  if (w.z_max_free && count_ties)
     for (int64_t i = begin; i < end; ++i) w.ties += normalised_depth(zbuf[i], w.znear, w.zfar) == z_max;
   const T background = std::exp((eps - w.z_max) / T(p.gamma));
   w.w_b_free = background >= eps;
@@ -354,7 +354,7 @@ void softmax_blend_weights_cpu(const SoftBlendParams& p, const int64_t* pixel_st
         out.transmittance[q] = T(1);
         continue;
       }
-      const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar);
+      const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar, false);
       weights.resize(last - first);
       double total = w.w_b, log_transmittance = 0.0;
       for (int64_t i = first; i < last; ++i) {
@@ -424,7 +424,7 @@ void softmax_blend_backward_cpu(const SoftBlendParams& p, const int64_t* pixel_s
       if (first == last) continue;
       const T* g = grad_rgba + q * (C + 1);
       const T* rgb = rgba + q * (C + 1);
-      const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar);
+      const PixelWeights<T> w = pixel_weights(p, q, first, last, zbuf, znear, zfar, true);
       const T inv_range = T(1) / (w.zfar - w.znear);
       const T silhouette = -g[C] * weights.transmittance[q] / sigma;
       // d L / d log w for a weight of share s and colour c: s g.(c - rgb). z_max scales every

@@ -47,6 +47,12 @@ class PackedFragments:
         return PackedFragments(self.pix_to_face[index], self.zbuf[index], self.bary_coords[index],
                                self.dists[index], self.pixel[index], None, self.shape)
 
+    def image_starts(self):
+        """``N + 1`` ints: image n's fragments are ``[starts[n], starts[n + 1])``."""
+        N, H, W, _ = self.shape
+        bounds = torch.arange(N + 1, device=self.pixel.device) * (H * W)
+        return torch.searchsorted(self.pixel, bounds).tolist()
+
     def by_image(self):
         """``image (M,)``, ``slot (M,)``, ``width``: each fragment's image, its position among that
         image's fragments and the most fragments any image has, as ``covered_by_image`` gives

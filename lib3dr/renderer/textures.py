@@ -294,7 +294,10 @@ class TexturesUV(_Textures):
         face_uvs = torch.cat(self.verts_uvs_list())[faces_uvs]  # (F, 3, 2)
         if packed:  # the UVs' map to grid_sample's (x, y) commutes with the interpolation
             xy = fragments.interpolate(self._grid_xy(face_uvs.to(fragments.bary_coords.dtype)))
-            return self._sample(xy, *((None,) * 3 if N == 1 else fragments.by_image()), N)
+            maps = self._maps.permute(0, 3, 1, 2).to(xy.dtype)
+            first = fragments.image_starts()  # image n's fragments: xy[first[n]:first[n + 1]]
+            return torch.cat([self._grid_sample(maps[n:n + 1], xy[first[n]:first[n + 1]])
+                              for n in range(N)])
         uv = interpolate_covered(fragments.pix_to_face, fragments.bary_coords, face_uvs)
         texels = self._sample(self._grid_xy(uv), *covered_by_image(fragments.pix_to_face), N)
         return scatter_covered(fragments.pix_to_face, texels)
@@ -304,6 +307,14 @@ class TexturesUV(_Textures):
         """grid_sample's (x, y), which run from (-1, -1) at the top-left corner, of UVs ``(..., 2)``
         whose v runs up the image."""
         return torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], dim=-1)
+
+    def _grid_sample(self, image_map, xy):
+        """One (1, C, H, W) map at grid points ``xy (M, 2)``: ``(M, C)``."""
+        if len(xy) == 0:
+            return xy.new_zeros(0, image_map.shape[1])
+        texels = F.grid_sample(image_map, xy[None, None], mode=self.sampling_mode,
+                               padding_mode=self.padding_mode, align_corners=self.align_corners)
+        return texels[0, :, 0].transpose(0, 1)
 
     def _sample(self, xy, image, slot, width, N):
         """The maps at grid points ``xy (M, 2)``, fragment i in image ``image[i]``: ``(M, C)``."""
