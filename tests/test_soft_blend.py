@@ -355,3 +355,23 @@ def test_compiled_lighting_equals_apply_lighting(lights):
     smooth = [t.detach()[4:].clone().requires_grad_() for t in inputs]
     image, packed = image[4:], packed.select(torch.arange(4, M))
     assert torch.autograd.gradcheck(compiled, smooth)
+
+
+def test_packed_path_with_an_empty_image_and_lights_of_a_subclass():
+    # The second cow lies outside the view (no fragments); lights of a subclass of PointLights
+    # are lit by the torch formulas (apply_lighting), grouped by image, not by the compiled kernel.
+    class OwnLights(PointLights):
+        pass
+
+    mesh = cow(2)
+    verts = mesh.verts_padded().detach().clone()
+    verts[1] += 100.0
+    fast, reference = renderers(SoftPhongShader, 32, 8, 1e-4, 1e-4, 0.0, N=2)
+    for renderer in (fast, reference):
+        renderer.shader.lights = OwnLights(location=((2.0, 2.0, -2.0),))
+    verts.requires_grad_()
+    images = [fast(mesh.update_padded(verts)), reference(mesh.update_padded(verts))[0]]
+    torch.testing.assert_close(images[0], images[1])
+    assert (images[0][1, ..., 3] == 0).all()
+    grads = [torch.autograd.grad(image.sum(), verts)[0] for image in images]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-9 * grads[1].abs().max())
