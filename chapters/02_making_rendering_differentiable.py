@@ -429,8 +429,10 @@ print("inverse (as the paper describes):  ", inverse.numpy().round(2).tolist())
 assert (inverse[:-1] > inverse[1:]).all() and inverse[0] > linear > inverse[-1]
 
 # %% [markdown]
-# And the effect on whole images, with `SoftPhongShader` (it shades each of the $K$ fragments,
-# then calls `softmax_rgb_blend`):
+# And the effect on whole images, with `SoftPhongShader` (given fragments, it shades each of the
+# $K$ and calls `softmax_rgb_blend`; `MeshRenderer` on the CPU gives it packed fragments instead,
+# and it shades only those this blend weighs, the same image to within
+# `BlendParams.dropped_weight`):
 
 # %%
 def soft_render(sigma, gamma, K, blur_radius, image_size=IMAGE_SIZE):

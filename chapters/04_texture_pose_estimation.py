@@ -246,8 +246,8 @@ assert fractions[0][2] < 0.3 * fractions[2][2]                  # and the far co
 # faces swap in and out of the kept set, and the loss jumps by small steps (chapter 2 shows such
 # jumps). Each image is still exactly differentiable between the jumps, but a gradient cannot see
 # a jump coming, and with the cow covering so few pixels, few pixels drive the fit. Progress from
-# there is slow and noisy; raising $K$ would help, at a cost linear in $K$ (the soft Phong path
-# stores 48 bytes per face per pixel).
+# there is slow and noisy; raising $K$ would help, at a cost that grows with $K$ (the rasterizer
+# keeps the $K$ nearest faces of every pixel before the soft Phong path shades any).
 #
 # We start instead from a camera at a more ordinary distance, 3.3 units (its angle from the true
 # camera is printed above). Nearer, the cow covers several times more pixels and few of them have

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "packed_ops.h"
 #include "rasterize.h"
 
 namespace lib3dr {
@@ -331,4 +332,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("soft_silhouette_backward", &soft_silhouette_backward, "grad of face_verts",             no_gil);
   m.def("silhouette_blend_forward", &silhouette_blend_forward, "alpha, log_transmittance",       no_gil);
   m.def("silhouette_blend_backward", &silhouette_blend_backward, "grad of dists",                no_gil);
+  // The soft shaders' packed fragments (packed_ops.h), CPU only.
+  m.def("rasterize_packed_forward", &rasterize_packed_forward, "packed fragments, image by image", no_gil);
+  m.def("rasterize_packed_backward", &rasterize_packed_backward, "grad of face_verts",           no_gil);
+  m.def("softmax_blend_weights",    &softmax_blend_weights,    "kept fragments and their weights", no_gil);
+  m.def("softmax_blend_forward",    &softmax_blend_forward,    "rgba (N * H * W, C + 1)",        no_gil);
+  m.def("softmax_blend_backward",   &softmax_blend_backward,   "grads of colors, zbuf, dists",   no_gil);
+  m.def("phong_lighting_forward",   &phong_lighting_forward,   "colours of packed fragments",    no_gil);
+  m.def("phong_lighting_backward",  &phong_lighting_backward,  "grads of the lighting's inputs", no_gil);
+  m.def("interpolate_forward",      &interpolate_forward,      "attributes at packed fragments", no_gil);
+  m.def("interpolate_backward",     &interpolate_backward,     "grads of bary, face attributes", no_gil);
 }

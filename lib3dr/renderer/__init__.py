@@ -4,9 +4,10 @@ Code written for PyTorch3D imports from here unchanged: ``from lib3dr.renderer i
 FoVPerspectiveCameras, MeshRenderer, MeshRasterizer, SoftSilhouetteShader, ...``. One module per
 job, each importing only those below it:
 
-    cameras, rasterize_torch, memory, compiled  (the bottom: no other renderer module)
+    cameras, rasterize_torch, memory, compiled, interpolate  (the bottom: no other renderer module)
+    packed             PackedFragments: the covered fragments as flat lists (for the soft shaders)
     rasterizer         settings, Fragments, rasterize_meshes, MeshRasterizer
-    interpolate, textures, properties, lights, materials, shading, blending
+    textures, properties, lights, materials, shading, blending
     silhouette         the fused soft silhouette (above the rasterizer and the blending)
     shader, mesh_renderer
 """

@@ -1,6 +1,7 @@
 """Autograd functions over the compiled kernels of ``lib3dr._C``, and the checks before a CUDA launch.
 
-The public functions (``rasterize_meshes``, ``soft_silhouette``, ``silhouette_from_dists``) choose
+The public functions (``rasterize_meshes``, ``soft_silhouette``, ``silhouette_from_dists``, and the
+packed path of the soft shaders: ``rasterize_meshes_packed``, ``softmax_rgb_blend_packed``) choose
 a backend and call these for ``"cpu"`` and ``"cuda"``; the ``"torch"`` backend needs none of them.
 """
 import contextlib
@@ -121,3 +122,104 @@ class SilhouetteBlend(torch.autograd.Function):
         grad_dists = _backend._C.silhouette_blend_backward(
             pix_to_face, dists, log_transmittance, grad_alpha.contiguous(), ctx.sigma)
         return None, grad_dists, None
+
+
+class RasterizePacked(torch.autograd.Function):
+    """``rasterize_meshes`` one image at a time, each image's covered slots packed before the
+    next is rasterized into the same ``(1, H, W, K)`` buffers (``lib3dr.renderer.packed``): the
+    ``(N, H, W, K)`` fragments never exist, and the backward takes the packed gradients. CPU
+    only."""
+
+    @staticmethod
+    def forward(ctx, face_verts, first_face, num_faces, H, W, K, blur_radius, perspective_correct,
+                clip_barycentric, cull_backfaces):
+        options = (H, W, K, blur_radius, perspective_correct, clip_barycentric, cull_backfaces)
+        faces, zbuf, bary, dists, pixel, pixel_start = _backend._C.rasterize_packed_forward(
+            face_verts, first_face, num_faces, *options)
+        ctx.save_for_backward(face_verts, pixel, faces)
+        ctx.options = (H, W, blur_radius, perspective_correct, clip_barycentric, cull_backfaces)
+        ctx.mark_non_differentiable(faces, pixel, pixel_start)
+        ctx.set_materialize_grads(False)
+        return faces, zbuf, bary, dists, pixel, pixel_start
+
+    @staticmethod
+    def backward(ctx, _grad_faces, grad_zbuf, grad_bary, grad_dists, _grad_pixel, _grad_start):
+        face_verts, pixel, faces = ctx.saved_tensors
+        if grad_zbuf is None and grad_bary is None and grad_dists is None:
+            return (None,) * 10
+        M = len(faces)
+        zeros = lambda *shape: face_verts.new_zeros(shape)  # noqa: E731
+        grads = [zeros(M) if grad_zbuf is None else grad_zbuf.contiguous(),
+                 zeros(M, 3) if grad_bary is None else grad_bary.contiguous(),
+                 zeros(M) if grad_dists is None else grad_dists.contiguous()]
+        grad_face_verts = _backend._C.rasterize_packed_backward(face_verts, pixel, faces, *grads,
+                                                                *ctx.options)
+        return (grad_face_verts,) + (None,) * 9
+
+
+class SoftmaxBlend(torch.autograd.Function):
+    """``softmax_rgb_blend_packed`` by the compiled CPU kernels. The weights (``BlendWeights``,
+    computed from zbuf and dists without autograd) make the forward a weighted sum of the
+    colours; the backward differentiates them w.r.t. zbuf and dists itself."""
+
+    @staticmethod
+    def forward(ctx, colors, zbuf, dists, weights, pixel_start, znear, zfar, background,
+                image_pixels, sigma, gamma):
+        kept, *arrays = (t.contiguous() for t in weights)
+        colors, background = colors.contiguous(), background.contiguous()
+        rgba = _backend._C.softmax_blend_forward(pixel_start, arrays, background, kept, colors)
+        ctx.save_for_backward(colors, zbuf.contiguous(), pixel_start, znear, zfar, background,
+                              kept, rgba, *arrays)
+        ctx.options = (image_pixels, sigma, gamma)
+        return rgba
+
+    @staticmethod
+    def backward(ctx, grad_rgba):
+        colors, zbuf, pixel_start, znear, zfar, background, kept, rgba, *arrays = ctx.saved_tensors
+        grad_colors, grad_zbuf, grad_dists = _backend._C.softmax_blend_backward(
+            pixel_start, zbuf, znear, zfar, arrays, background, kept, colors, rgba,
+            grad_rgba.contiguous(), *ctx.options)
+        return (grad_colors, grad_zbuf, grad_dists) + (None,) * 8
+
+
+class FaceInterpolate(torch.autograd.Function):
+    """``interpolate_packed`` by the compiled CPU kernel: no ``(M, 3, D)`` gather of the face
+    attributes, and a backward that adds into ``(F, 3, D)`` per thread."""
+
+    @staticmethod
+    def forward(ctx, faces, bary_coords, face_attributes):
+        inputs = (faces.contiguous(), bary_coords.contiguous(), face_attributes.contiguous())
+        ctx.save_for_backward(*inputs)
+        return _backend._C.interpolate_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_bary, grad_attributes = _backend._C.interpolate_backward(
+            *ctx.saved_tensors, grad_out.contiguous(), ctx.needs_input_grad[1],
+            ctx.needs_input_grad[2])
+        return None, grad_bary, grad_attributes
+
+
+class PhongLighting(torch.autograd.Function):
+    """The Phong colours of packed fragments by the compiled CPU kernel, one pass forward and one
+    backward instead of some forty tensor operations each way (``shading._light_covered``)."""
+
+    @staticmethod
+    def forward(ctx, pixel, image_pixels, points, normals, texels, point_light, light, ambient,
+                diffuse, specular, shininess, camera):
+        inputs = [t.contiguous() for t in (pixel, points, normals, texels)]
+        per_image = [t.contiguous() for t in (light, ambient, diffuse, specular, shininess, camera)]
+        ctx.save_for_backward(*inputs, *per_image)
+        ctx.options = (image_pixels, point_light)
+        return _backend._C.phong_lighting_forward(inputs[0], image_pixels, *inputs[1:], per_image,
+                                                  point_light)
+
+    @staticmethod
+    def backward(ctx, grad_colors):
+        pixel, points, normals, texels, *per_image = ctx.saved_tensors
+        image_pixels, point_light = ctx.options
+        grads = _backend._C.phong_lighting_backward(pixel, image_pixels, points, normals, texels,
+                                                    per_image, point_light,
+                                                    grad_colors.contiguous(),
+                                                    ctx.needs_input_grad[10])
+        return (None, None, *grads[:3], None, *grads[3:])

@@ -16,7 +16,13 @@ def interpolate_covered(pix_to_face, bary_coords, face_attributes):
     if len(faces) and int(faces.max()) >= face_attributes.shape[0]:
         raise ValueError(f"pix_to_face refers to face {int(faces.max())} but face_attributes has "
                          f"{face_attributes.shape[0]} faces")
-    return (bary_coords[covered][..., None] * face_attributes[faces]).sum(dim=-2)
+    return interpolate_packed(faces, bary_coords[covered], face_attributes)
+
+
+def interpolate_packed(faces, bary_coords, face_attributes):
+    """``out[i] = sum_j bary_coords[i, j] * face_attributes[faces[i], j]``: ``(M, D)`` from
+    ``faces (M,)``, ``bary_coords (M, 3)`` and ``face_attributes (F, 3, D)``."""
+    return (bary_coords[..., None] * face_attributes[faces]).sum(dim=-2)
 
 
 def interpolate_face_attributes(pix_to_face, bary_coords, face_attributes):

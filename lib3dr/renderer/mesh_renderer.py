@@ -3,7 +3,7 @@ import torch
 
 from lib3dr import _backend
 from lib3dr.renderer.rasterizer import resolved_settings
-from lib3dr.renderer.shader import SoftSilhouetteShader
+from lib3dr.renderer.shader import SoftGouraudShader, SoftPhongShader, SoftSilhouetteShader
 from lib3dr.renderer.silhouette import soft_silhouette_ndc
 
 
@@ -31,7 +31,11 @@ class MeshRenderer(MeshRendererWithFragments):
     """``forward(meshes_world, **kwargs)`` -> images ``(N, H, W, 4)``.
 
     With a ``SoftSilhouetteShader`` and a compiled backend, the silhouette is computed by the
-    fused kernel: the same image, without the ``(N, H, W, K)`` fragments in memory.
+    fused kernel: the same image, without the ``(N, H, W, K)`` fragments in memory. With a soft
+    colour shader (``SoftPhongShader``, ``SoftGouraudShader``) and the ``"cpu"`` backend, the
+    rasterizer packs the covered fragments image by image (``MeshRasterizer.rasterize_packed``)
+    and the shader colours only those the blend weighs (``BlendParams.dropped_weight``); CUDA
+    tensors and the ``"torch"`` backend go through the fragments and the formulas of chapter 2.
     """
 
     def forward(self, meshes_world, **kwargs):
@@ -45,4 +49,10 @@ class MeshRenderer(MeshRendererWithFragments):
                                             sigma, **options)
                 return torch.cat([torch.ones(*alpha.shape, 3, dtype=alpha.dtype,
                                              device=alpha.device), alpha[..., None]], dim=-1)
+        if isinstance(self.shader, (SoftPhongShader, SoftGouraudShader)):
+            cameras, settings = self.rasterizer.scene(kwargs)
+            device = meshes_world.verts_packed().device
+            if _backend.resolve(resolved_settings(settings, cameras)["backend"], device) == "cpu":
+                return self.shader(self.rasterizer.rasterize_packed(meshes_world, **kwargs),
+                                   meshes_world, **kwargs)
         return super().forward(meshes_world, **kwargs)[0]

@@ -1,4 +1,5 @@
-"""Mesh rasterization: ``RasterizationSettings``, ``Fragments``, ``rasterize_meshes`` and ``MeshRasterizer``.
+"""Mesh rasterization: ``RasterizationSettings``, ``Fragments``, ``rasterize_meshes`` and ``MeshRasterizer``
+(and ``rasterize_meshes_packed``, the same fragments packed, for the soft shaders).
 
 PyTorch3D's names, arguments and semantics. Three implementations sit behind ``backend=``:
 ``"torch"`` (``lib3dr.renderer.rasterize_torch``, the readable reference), ``"cpu"`` and ``"cuda"``
@@ -12,8 +13,9 @@ import torch
 
 from lib3dr import _backend
 from lib3dr.renderer.cameras import camera_overrides, ndc_meshes
-from lib3dr.renderer.compiled import RasterizeFaces, check_cuda_launch
+from lib3dr.renderer.compiled import RasterizeFaces, RasterizePacked, check_cuda_launch
 from lib3dr.renderer.memory import check_memory
+from lib3dr.renderer.packed import PackedFragments, pack_fragments
 from lib3dr.renderer.rasterize_torch import rasterize_faces_torch
 
 
@@ -125,6 +127,35 @@ def rasterize_meshes(meshes, image_size=256, blur_radius=0.0, faces_per_pixel=8,
     return RasterizeFaces.apply(face_verts, first_face, num_faces, *args)
 
 
+def rasterize_meshes_packed(meshes, image_size=256, blur_radius=0.0, faces_per_pixel=8,
+                            bin_size=None, max_faces_per_bin=None, perspective_correct=False,
+                            clip_barycentric_coords=False, cull_backfaces=False,
+                            z_clip_value=None, cull_to_frustum=False, backend="auto"):
+    """``rasterize_meshes``'s fragments as ``PackedFragments``: the covered slots only.
+
+    Same arguments and values. On the ``"cpu"`` backend the images are rasterized one at a time
+    and each is packed before the next, so memory holds one image's ``(1, H, W, K)`` fragments at
+    most, and the backward pass takes the packed gradients (no ``(N, H, W, K)`` tensors of them).
+    The other backends rasterize all images, then pack (``pack_fragments``).
+    """
+    H, W = image_hw(image_size)
+    args = dict(blur_radius=blur_radius, faces_per_pixel=faces_per_pixel,
+                perspective_correct=perspective_correct,
+                clip_barycentric_coords=clip_barycentric_coords, cull_backfaces=cull_backfaces,
+                z_clip_value=z_clip_value)
+    if _backend.resolve(backend, meshes.verts_packed().device) != "cpu":
+        return pack_fragments(Fragments(*rasterize_meshes(meshes, image_size, backend=backend,
+                                                          **args)))
+    face_verts, first_face, num_faces = packed_faces(meshes, faces_per_pixel, blur_radius,
+                                                      z_clip_value)
+    check_memory(1, H, W, faces_per_pixel, face_verts.device)
+    faces, zbuf, bary, dists, pixel, pixel_start = RasterizePacked.apply(
+        face_verts, first_face, num_faces, H, W, faces_per_pixel, float(blur_radius),
+        bool(perspective_correct), bool(clip_barycentric_coords), bool(cull_backfaces))
+    return PackedFragments(faces, zbuf, bary, dists, pixel, pixel_start,
+                           (len(first_face), H, W, faces_per_pixel))
+
+
 def default_blur_radius(sigma):
     """The blur radius beyond which ``sigmoid(-d / sigma)`` is below 1e-4 (PyTorch3D's recipe)."""
     return math.log(1.0 / 1e-4 - 1.0) * sigma
@@ -177,3 +208,9 @@ class MeshRasterizer(torch.nn.Module):
         cameras, settings = self.scene(kwargs)
         meshes_ndc = self.transform(meshes_world, **kwargs)
         return Fragments(*rasterize_meshes(meshes_ndc, **resolved_settings(settings, cameras)))
+
+    def rasterize_packed(self, meshes_world, **kwargs):
+        """``forward``'s fragments as ``PackedFragments`` (``rasterize_meshes_packed``)."""
+        cameras, settings = self.scene(kwargs)
+        meshes_ndc = self.transform(meshes_world, **kwargs)
+        return rasterize_meshes_packed(meshes_ndc, **resolved_settings(settings, cameras))

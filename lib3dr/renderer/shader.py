@@ -6,11 +6,13 @@ constructor can be overridden per call, as can camera fields such as ``R=`` and 
 """
 import torch
 
-from lib3dr.renderer.blending import (BlendParams, hard_rgb_blend, sigmoid_alpha_blend,
-                                      softmax_rgb_blend)
+from lib3dr.renderer.blending import (BlendParams, blended_fragments, hard_rgb_blend,
+                                      sigmoid_alpha_blend, softmax_rgb_blend,
+                                      softmax_rgb_blend_packed)
 from lib3dr.renderer.lights import PointLights
 from lib3dr.renderer.materials import Materials
 from lib3dr.renderer.cameras import camera_overrides
+from lib3dr.renderer.packed import PackedFragments
 from lib3dr.renderer.shading import flat_shading, gouraud_shading, phong_shading
 
 
@@ -74,10 +76,29 @@ class _Hard:
 
 
 class _Soft:
+    """Soft Rasterizer's blend. Given ``PackedFragments`` (what ``MeshRenderer`` passes on the
+    CPU), the shader colours only the fragments the blend weighs (``blended_fragments``) and
+    blends them with the compiled ``softmax_rgb_blend_packed``; given ``Fragments``, it colours
+    every covered fragment and blends with ``softmax_rgb_blend``, the formula of chapter 2."""
+
+    def depth_range(self, cameras, kwargs):
+        return (kwargs.get("znear", getattr(cameras, "znear", 1.0)),
+                kwargs.get("zfar", getattr(cameras, "zfar", 100.0)))
+
     def blend(self, colors, fragments, cameras, blend_params, kwargs):
-        znear = kwargs.get("znear", getattr(cameras, "znear", 1.0))
-        zfar = kwargs.get("zfar", getattr(cameras, "zfar", 100.0))
+        znear, zfar = self.depth_range(cameras, kwargs)
         return softmax_rgb_blend(colors, fragments, blend_params, znear=znear, zfar=zfar)
+
+    def forward(self, fragments, meshes, **kwargs):
+        if not isinstance(fragments, PackedFragments):
+            return super().forward(fragments, meshes, **kwargs)
+        cameras, lights, materials, blend_params = self.scene(kwargs)
+        znear, zfar = self.depth_range(cameras, kwargs)
+        weights = blended_fragments(fragments, blend_params, znear=znear, zfar=zfar)
+        colors = self.colors(fragments.select(weights.kept), meshes, cameras, lights, materials,
+                             kwargs)
+        return softmax_rgb_blend_packed(colors, weights, fragments, blend_params, znear=znear,
+                                        zfar=zfar)
 
 
 class HardPhongShader(_Phong, _Hard, ShaderBase):

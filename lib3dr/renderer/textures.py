@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from lib3dr.renderer.interpolate import (covered_by_image, interpolate_covered,
                                          interpolate_face_attributes, scatter_covered)
+from lib3dr.renderer.packed import PackedFragments
 from lib3dr.structures import _check_faces_in_range, _index_list, _packed_to_padded, _padded_to_packed
 
 
@@ -159,9 +160,13 @@ class TexturesVertex(_Textures):
         return self[torch.arange(len(self)).repeat_interleave(N)]
 
     def sample_textures(self, fragments, faces_packed):
-        """Features at the fragments, interpolated from the face's vertices: ``(N, H, W, K, C)``."""
+        """Features at the fragments, interpolated from the face's vertices: ``(N, H, W, K, C)``
+        (``(M, C)`` for ``PackedFragments``)."""
+        face_features = self.verts_features_packed()[faces_packed]
+        if isinstance(fragments, PackedFragments):
+            return fragments.interpolate(face_features)
         return interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords,
-                                           self.verts_features_packed()[faces_packed])
+                                           face_features)
 
     def join_batch(self, textures):
         """A new TexturesVertex with these meshes followed by those of every TexturesVertex in ``textures``."""
@@ -273,27 +278,56 @@ class TexturesUV(_Textures):
                          self.verts_uvs_list() * N)
 
     def sample_textures(self, fragments, faces_packed=None):
-        """Texture colours at the fragments: ``(N, H, W, K, C)``, 0 where there is no face.
+        """Texture colours at the fragments: ``(N, H, W, K, C)``, 0 where there is no face
+        (``(M, C)`` for ``PackedFragments``).
 
         The UV coordinates are interpolated at the covered fragments, then looked up with one
         ``grid_sample`` call on the (N, C, H, W) maps: a map is read in place, never copied per
         face or per K. Differentiable w.r.t. the maps, the UVs and the barycentrics.
         """
-        N = fragments.pix_to_face.shape[0]
+        packed = isinstance(fragments, PackedFragments)
+        N = fragments.shape[0] if packed else fragments.pix_to_face.shape[0]
         if N != len(self):
             raise ValueError(f"fragments hold {N} images but the textures {len(self)} meshes")
         uv_offsets = torch.tensor([0] + self._num_uvs[:-1], device=self.device).cumsum(0)
         faces_uvs = torch.cat([f + o for f, o in zip(self.faces_uvs_list(), uv_offsets)])
         face_uvs = torch.cat(self.verts_uvs_list())[faces_uvs]  # (F, 3, 2)
+        if packed:  # the UVs' map to grid_sample's (x, y) commutes with the interpolation
+            xy = fragments.interpolate(self._grid_xy(face_uvs.to(fragments.bary_coords.dtype)))
+            maps = self._maps.permute(0, 3, 1, 2).to(xy.dtype)
+            first = fragments.image_starts()  # image n's fragments: xy[first[n]:first[n + 1]]
+            return torch.cat([self._grid_sample(maps[n:n + 1], xy[first[n]:first[n + 1]])
+                              for n in range(N)])
         uv = interpolate_covered(fragments.pix_to_face, fragments.bary_coords, face_uvs)
-        # grid_sample's (x, y) run from (-1, -1) at the top-left corner; v runs up the image.
-        image, slot, width = covered_by_image(fragments.pix_to_face)
-        grid = uv.new_zeros(N, 1, width, 2)
-        grid[image, 0, slot] = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], dim=-1)
+        texels = self._sample(self._grid_xy(uv), *covered_by_image(fragments.pix_to_face), N)
+        return scatter_covered(fragments.pix_to_face, texels)
+
+    @staticmethod
+    def _grid_xy(uv):
+        """grid_sample's (x, y), which run from (-1, -1) at the top-left corner, of UVs ``(..., 2)``
+        whose v runs up the image."""
+        return torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], dim=-1)
+
+    def _grid_sample(self, image_map, xy):
+        """One (1, C, H, W) map at grid points ``xy (M, 2)``: ``(M, C)``."""
+        if len(xy) == 0:
+            return xy.new_zeros(0, image_map.shape[1])
+        texels = F.grid_sample(image_map, xy[None, None], mode=self.sampling_mode,
+                               padding_mode=self.padding_mode, align_corners=self.align_corners)
+        return texels[0, :, 0].transpose(0, 1)
+
+    def _sample(self, xy, image, slot, width, N):
+        """The maps at grid points ``xy (M, 2)``, fragment i in image ``image[i]``: ``(M, C)``."""
+        if N == 1:  # one image: its fragments are the grid
+            grid = xy[None, None]
+        else:
+            grid = xy.new_zeros(N, 1, width, 2)
+            grid[image, 0, slot] = xy
         maps = self._maps.permute(0, 3, 1, 2).to(grid.dtype)
         texels = F.grid_sample(maps, grid, mode=self.sampling_mode, padding_mode=self.padding_mode,
                                align_corners=self.align_corners)  # (N, C, 1, width)
-        return scatter_covered(fragments.pix_to_face, texels[:, :, 0].transpose(1, 2)[image, slot])
+        texels = texels[:, :, 0].transpose(1, 2)  # (N, width, C)
+        return texels[0] if N == 1 else texels[image, slot]
 
     def join_batch(self, textures):
         """A new TexturesUV with these meshes followed by those of every TexturesUV in ``textures``.
