@@ -4,62 +4,18 @@
 // Work is split into one contiguous range of pixels or fragments per thread; gradients that many
 // fragments add into (faces, face attributes) go to one double buffer per thread, summed in
 // thread order, so results do not depend on scheduling.
-#include <ATen/Parallel.h>  // at::get_num_threads, at::parallel_for
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <thread>
 #include <vector>
 
+#include "cpu_threads.h"
 #include "packed.h"
 
 namespace lib3dr {
 namespace {
 
 constexpr double kBlendEpsilon = 1e-10;  // softmax_rgb_blend's eps
-
-// Runs body(thread, begin, end) over [0, count) cut into one contiguous range per thread (at
-// most at::get_num_threads(), each at least `grain` items). Built with OpenMP these are torch's
-// threads; without it ATen's parallel_for is serial, hence std::thread (as rasterize_cpu.cpp).
-template <typename Body>
-void parallel_ranges(int64_t count, int64_t grain, const Body& body) {
-  const int64_t threads =
-      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), count / std::max<int64_t>(grain, 1)));
-  auto work = [&](int64_t t) { body(t, count * t / threads, count * (t + 1) / threads); };
-#ifdef _OPENMP
-  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) work(t);
-  });
-#else
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (std::thread& thread : pool) thread.join();
-#endif
-}
-
-inline int64_t thread_count() { return std::max(1, at::get_num_threads()); }
-
-// Per-thread double accumulators of `size` values, summed in thread order into `out`.
-struct ThreadSums {
-  std::vector<std::vector<double>> buffers;
-  int64_t size;
-  explicit ThreadSums(int64_t size) : buffers(thread_count()), size(size) {}
-  double* of(int64_t thread) {
-    std::vector<double>& b = buffers[thread];
-    if (b.empty()) b.assign(size_t(size), 0.0);
-    return b.data();
-  }
-  template <typename T>
-  void reduce(T* out) const {
-    for (int64_t i = 0; i < size; ++i) {
-      double sum = 0.0;
-      for (const auto& b : buffers) sum += b.empty() ? 0.0 : b[i];
-      out[i] = T(sum);
-    }
-  }
-};
 
 // What a pixel's weights share: z_max, the background weight, and whether each has a gradient.
 template <typename T>

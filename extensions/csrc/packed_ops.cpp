@@ -3,13 +3,10 @@
 // shaders keep the fragments and the torch formulas.
 #include "packed_ops.h"
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 #include <algorithm>
 
 #include "packed.h"
+#include "torch_layer.h"
 
 namespace lib3dr {
 namespace {
@@ -99,42 +96,18 @@ SoftBlendParams blend_params(const torch::Tensor& pixel_start, int64_t image_pix
 
 }  // namespace
 
-namespace {
-
-// Asks Linux for 2 MB pages for a large new buffer (as bindings.cpp does for the fragments).
-void advise_huge_pages(const torch::Tensor& t) {
-#ifdef __linux__
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t last = (begin + t.nbytes()) & ~(kHuge - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-#endif
-}
-
-}  // namespace
-
 std::vector<torch::Tensor> rasterize_packed_forward(
     const torch::Tensor& face_verts, const torch::Tensor& mesh_first_face,
     const torch::Tensor& mesh_num_faces, int64_t height, int64_t width, int64_t faces_per_pixel,
     double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces) {
-  TORCH_CHECK(face_verts.scalar_type() == torch::kFloat || face_verts.scalar_type() == torch::kDouble,
-              "face_verts must be float32 or float64, got ", face_verts.scalar_type());
-  check_float(face_verts, "face_verts", 3, face_verts);
-  TORCH_CHECK(face_verts.size(1) == 3 && face_verts.size(2) == 3,
-              "face_verts must have shape (F, 3, 3), got ", face_verts.sizes());
-  TORCH_CHECK(height > 0 && width > 0, "image size must be positive, got (", height, ", ", width, ")");
-  TORCH_CHECK(faces_per_pixel >= 1, "faces_per_pixel must be >= 1, got ", faces_per_pixel);
-  TORCH_CHECK(blur_radius >= 0, "blur_radius must be >= 0, got ", blur_radius);
-  const int64_t N = mesh_first_face.size(0), F = face_verts.size(0);
-  check_index(mesh_first_face, "mesh_first_face", N, 0, false);
-  check_index(mesh_num_faces, "mesh_num_faces", N, 0, false);
+  check_cpu(face_verts, "face_verts", 3);
+  const int64_t N = mesh_first_face.size(0);
+  RasterizeParams p = make_params(face_verts, N, height, width, faces_per_pixel, blur_radius,
+                                  perspective_correct, clip_barycentric, cull_backfaces, 0.0);
+  check_inputs(p, face_verts, mesh_first_face, mesh_num_faces);
+  p.num_meshes = 1;  // one image at a time
   const int64_t* first = mesh_first_face.data_ptr<int64_t>();
   const int64_t* num = mesh_num_faces.data_ptr<int64_t>();
-  for (int64_t n = 0; n < N; ++n)
-    TORCH_CHECK(first[n] >= 0 && num[n] >= 0 && first[n] + num[n] <= F, "mesh ", n,
-                " has faces [", first[n], ", ", first[n] + num[n], ") outside face_verts (", F,
-                " faces)");
   const int64_t pixels = height * width, slots = pixels * faces_per_pixel;
   // One image's fragments, rewritten for each image.
   const auto options = face_verts.options();
@@ -145,17 +118,6 @@ std::vector<torch::Tensor> rasterize_packed_forward(
                                                                      : face_verts.scalar_type())));
     advise_huge_pages(buffers.back());
   }
-  RasterizeParams p;
-  p.num_meshes = 1;
-  p.num_faces = int(F);
-  p.height = int(height);
-  p.width = int(width);
-  p.faces_per_pixel = int(faces_per_pixel);
-  p.blur_radius = blur_radius;
-  p.perspective_correct = perspective_correct;
-  p.clip_barycentric = clip_barycentric;
-  p.cull_backfaces = cull_backfaces;
-  p.sigma = 0.0;
   std::vector<std::vector<torch::Tensor>> parts;
   auto counts = torch::empty({N * pixels}, mesh_first_face.options());
   for (int64_t n = 0; n < N; ++n) {

@@ -6,45 +6,20 @@
 // row (fragment backward) in a fixed round-robin, so the forward output does not depend on the
 // number of threads; backward gradients go to one buffer per thread, summed in a fixed order.
 // The soft silhouette's blend from fragments is here too: one pass per pixel over its K slots.
-#include <ATen/Parallel.h>  // at::get_num_threads, at::parallel_for
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "cpu_threads.h"
 #include "rasterize.h"
 
 namespace lib3dr {
 namespace {
 
 constexpr int kChunk = 8;  // the row kernels test a tile row (kTile pixels) in chunks of this many
-
-// Runs body(thread, item) for every item in [0, count), spread round-robin over up to
-// at::get_num_threads() threads. Built with OpenMP (Linux), these are torch's own OpenMP threads:
-// after a torch operation they keep spinning for a while, and threads of our own would compete
-// with them for the cores. ATen's parallel_for runs serially in code built without OpenMP, hence
-// std::thread there.
-template <typename Body>
-void parallel_round_robin(int64_t count, const Body& body) {
-  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), count));
-  auto work = [&](int64_t t) {
-    for (int64_t item = t; item < count; item += threads) body(t, item);
-  };
-#ifdef _OPENMP
-  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) work(t);
-  });
-#else
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (std::thread& thread : pool) thread.join();
-#endif
-}
 
 // Each face's pixel box (face_pixel_box, shared with the CUDA kernels).
 template <typename T>
@@ -507,22 +482,6 @@ TiledFaces<T> tile_faces(const RasterizeParams& p, const T* face_verts,
   return tiled;
 }
 
-// Per-thread gradient buffers accumulate in double: with float sums the result would depend on
-// how the work was split between threads.
-using GradBuffers = std::vector<std::vector<double>>;
-
-// Sums the per-thread gradient buffers into grad_face_verts.
-template <typename T>
-void reduce_thread_grads(const GradBuffers& per_thread, int64_t size, T* out) {
-  for (int64_t i = 0; i < size; ++i) {
-    double sum = 0.0;
-    for (const auto& g : per_thread) sum += g.empty() ? 0.0 : g[i];
-    out[i] = T(sum);
-  }
-}
-
-inline int thread_slots() { return std::max(1, at::get_num_threads()); }
-
 }  // namespace
 
 const char* row_kernel_copies() { return LIB3DR_ROW_KERNEL_COPIES; }
@@ -585,10 +544,9 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
     setups.resize(p.num_faces);
     for (int64_t f = 0; f < p.num_faces; ++f) setups[f] = prepare_face(face_verts + 9 * f, s);
   }
-  GradBuffers grads(thread_slots());
+  ThreadSums grads(int64_t(p.num_faces) * 9);
   parallel_round_robin(int64_t(p.num_meshes) * p.height, [&](int64_t thread, int64_t row) {
-    std::vector<double>& g = grads[thread];
-    if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
+    double* g = grads.of(thread);
     const int y = int(row % p.height);
     const T py = T(pixel_center_ndc(y, p.height, ry));
     PixelFace<T> pf;
@@ -608,16 +566,16 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
         if (grad_zbuf || grad_bary) {
           if (!eval_pixel_face(pix, face_verts + 9 * f, s, pf)) continue;
           eval_pixel_face_backward(pix, face_verts + 9 * f, s, pf, grad_z, gb, grad_dist,
-                                   g.data() + 9 * f);
+                                   g + 9 * f);
         } else {  // a silhouette: only the distances have gradients, and need no depth
           DistanceHit<T> hit;
           coverage_distance(pix, setups[f], s.blur_radius, hit);
-          eval_dist_backward(pix, face_verts + 9 * f, hit, grad_dist, g.data() + 9 * f);
+          eval_dist_backward(pix, face_verts + 9 * f, hit, grad_dist, g + 9 * f);
         }
       }
     }
   });
-  reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
+  grads.reduce(grad_face_verts);
 }
 
 // ---- The fused soft silhouette ----------------------------------------------------------------
@@ -877,22 +835,21 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
                                   SilhouetteState<const T, const int64_t> state,
                                   T* grad_face_verts) {
   const SilhouetteScene<T> scene(p, face_verts, mesh_first_face, mesh_num_faces);
-  GradBuffers grads(thread_slots());
+  ThreadSums grads(int64_t(p.num_faces) * 9);
   parallel_round_robin(scene.tiled.items(), [&](int64_t thread, int64_t item) {
     const TileRect tile = tile_rect(p, scene.tiled.bins, item);
     TileGradient<T> t;
     if (!load_tile_gradient(p, tile, grad_alpha, state, t)) return;
-    std::vector<double>& g = grads[thread];
-    if (g.empty()) g.assign(size_t(p.num_faces) * 9, 0.0);
+    double* g = grads.of(thread);
     PixelFace<T> pf;
     auto pixel_gradient = [&](int64_t f, const FaceSetup<T>& face, Vec2<T> pix, int local,
                               const DistanceHit<T>& hit) {
-      add_pixel_gradient(scene, t, f, face, pix, local, hit, pf, g.data() + 9 * f);
+      add_pixel_gradient(scene, t, f, face, pix, local, hit, pf, g + 9 * f);
     };
-    tile_face_gradients(scene, item, tile, t, pixel_gradient, g.data());
+    tile_face_gradients(scene, item, tile, t, pixel_gradient, g);
     cut_pixel_gradients(scene, item, t, pixel_gradient);
   });
-  reduce_thread_grads(grads, int64_t(p.num_faces) * 9, grad_face_verts);
+  grads.reduce(grad_face_verts);
 }
 
 // Runs body(pixel) for every pixel in [0, pixels), in chunks spread over the threads.
