@@ -25,7 +25,7 @@
 # regularisers. On PyTorch3D's CPU build, measured on the 2-core machine this book runs on, one
 # iteration of the tutorial's silhouette loop takes 12.0 s and one of its colour loop 10.7 s
 # (128 × 128 pixels, K = 50 faces per pixel, 2 views per iteration): its 2 × 2000 iterations take
-# about 12.6 hours. The chapter is sized to run in about a minute and a half on two CPU cores.
+# about 12.6 hours. This chapter runs in about a minute on two CPU cores (it prints its time at the end).
 #
 # ## Where a renderer's gradient is used
 #
@@ -120,11 +120,10 @@ print(f"distance between the first and the last camera centre: {(centres[0] - ce
 # %% [markdown]
 # The data are the tutorial's: the soft silhouettes of the cow at 128 × 128 pixels
 # ($\sigma = 10^{-4}$, K = 50, through the fused `soft_silhouette`), and its colours rendered by a
-# Phong shader with one face per pixel and no blur (a plain, hard render). Colours come at 64 × 64
-# pixels: their fit below costs more per pixel than the silhouette's.
+# Phong shader with one face per pixel and no blur (a plain, hard render), at the same size.
 
 # %%
-image_size, colour_size = 128, 64
+image_size = 128
 sigma, faces_per_pixel = 1e-4, 50
 with torch.no_grad():
     target_silhouette = soft_silhouette(cow_mesh.extend(num_views), cameras_of(list(range(num_views))),
@@ -149,11 +148,11 @@ def grey(mesh):
     return Meshes(mesh.verts_list(), mesh.faces_list(), colours)
 
 
-target_rgb, target_cover = phong_images(cow_mesh, cameras_of(list(range(num_views))), colour_size)
+target_rgb, target_cover = phong_images(cow_mesh, cameras_of(list(range(num_views))), image_size)
 held_rgb, held_cover = phong_images(cow_mesh, cameras_of(list(range(4)), R_held, T_held), image_size)
 fig = image_grid(list(target_rgb) + list(held_rgb), columns=8, size=1.6,
                  titles=[f"view {i}" for i in range(num_views)] + [f"held out {i}" for i in range(4)],
-                 suptitle="The 20 training pictures (64 x 64) and the 4 held-out ones (128 x 128)")
+                 suptitle="The 20 training pictures and the 4 held-out ones")
 save_figure(fig, "06_views")
 plt.show()
 
@@ -420,15 +419,17 @@ assert full["folded"] == min(row["folded"] for row in rows)
 #
 # Now the colours. Each vertex gets an RGB colour (`TexturesVertex`, the tutorial's
 # `sphere_verts_rgb`, starting at grey 0.5), and the mesh is rendered with `SoftPhongShader` under
-# the known light, $\sigma = 10^{-4}$ with its blur radius and K = 20, and compared with the target
-# colours at 64 × 64, 4 views per step, with Adam (learning rate 0.02). Two more changes from the
-# tutorial:
+# the known light, with the tutorial's settings ($\sigma = 10^{-4}$ with its blur radius, K = 50,
+# 128 × 128), and compared with the target colours, 4 views per step, with Adam (learning rate
+# 0.02). Two more changes from the tutorial:
 #
 # - **The shape stays as the silhouettes made it.** The tutorial fits the shape again along with
 #   the colours. With the shape fixed, what the rasterizer returns for a view (which triangles
 #   cover which pixel, where, how near) never changes: we rasterize each of the 20 views once and
 #   only shade in the loop: the rasterization leaves the loop, and with it the fragments'
-#   gradients.
+#   gradients. `rasterize_packed` keeps only the covered fragments of each view, and the shader
+#   colours only those whose blend weight is not negligible (at most `BlendParams.dropped_weight`,
+#   $10^{-4}$ of a pixel's weight, is dropped): what `MeshRenderer` does by itself on the CPU.
 # - **The colour loss counts only the pixels that show the cow in the target picture.** The fitted
 #   outline is off by a pixel here and there; where it overhangs the true one, the target pixel is
 #   the white background, and an unmasked loss would paint the outline's vertices white to match
@@ -436,11 +437,12 @@ assert full["folded"] == min(row["folded"] for row in rows)
 
 # %%
 fitted_rasterizer = MeshRasterizer(raster_settings=RasterizationSettings(
-    image_size=colour_size, blur_radius=np.log(1.0 / 1e-4 - 1.0) * sigma, faces_per_pixel=20,
+    image_size=image_size, blur_radius=np.log(1.0 / 1e-4 - 1.0) * sigma, faces_per_pixel=faces_per_pixel,
     perspective_correct=False))
 target_cameras = [cameras_of([j]) for j in range(num_views)]
 with torch.no_grad():
-    fragments = [fitted_rasterizer(fitted_shape, cameras=target_cameras[j]) for j in range(num_views)]
+    fragments = [fitted_rasterizer.rasterize_packed(fitted_shape, cameras=target_cameras[j])
+                 for j in range(num_views)]
 shader = SoftPhongShader(device=device, lights=lights)
 
 sphere_verts_rgb = torch.full([1, len(fitted_shape.verts_packed()), 3], 0.5, device=device, requires_grad=True)
@@ -463,7 +465,7 @@ for i in range(colour_iterations):
 colour_seconds = (time.perf_counter() - start) / colour_iterations
 fitted_shape.textures = TexturesVertex(verts_features=sphere_verts_rgb.detach().clamp(0, 1))
 print(f"{colour_iterations} iterations, {1000 * colour_seconds:.0f} ms each ({colour_views} Soft Phong images "
-      f"at {colour_size} x {colour_size}, K = 20, shaded from the stored fragments)")
+      f"at {image_size} x {image_size}, K = {faces_per_pixel}, shaded from the stored fragments)")
 fig = plot_curves({"colour": colour_losses}, log=True, title="Fitting the vertex colours")
 save_figure(fig, "06_colour_losses")
 plt.show()
