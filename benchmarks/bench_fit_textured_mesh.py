@@ -19,28 +19,18 @@ build/bench_fit_textured_mesh.json.
 import argparse
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
 
+from machine import machine_info
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the lib3dr of this checkout, not whichever one the environment installed
 PYTORCH3D_CPU_SECONDS = {"silhouette": 12.0, "textured": 10.7}  # per iteration, issue 16
-
-
-def machine_info():
-    """What the figures were measured on: CPU model, cores, threads, platform, torch."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average_1min": load, "platform": platform.platform(), "torch": torch.__version__}
 
 
 def run(iterations, image_size, seed=0):

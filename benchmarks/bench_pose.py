@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from lib3dr.io import load_objs_as_meshes  # noqa: E402
+from machine import machine_info  # noqa: E402
 from lib3dr.pose import LookAtPose, _roll, fit_pose, hard_silhouette, silhouette_iou, track  # noqa: E402
 from lib3dr.pose import camera_from_position, rotation_error_degrees  # noqa: E402
 from lib3dr.renderer import (BlendParams, FoVPerspectiveCameras, HardPhongShader,  # noqa: E402
@@ -145,18 +145,6 @@ def summarise(rows):
             "other_valley_iou": span([r["iou"] for r in far]),
             "failures_near": len(near), "near_failure_degrees": span([r["rotation_error"] for r in near]),
             "near_failure_iou": span([r["iou"] for r in near])}
-
-
-def machine_info():
-    """What the figures were measured on: CPU model, cores, platform, torch."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__}
 
 
 def update_results(path, rows, about):

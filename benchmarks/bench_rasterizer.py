@@ -165,6 +165,8 @@ def main():
         return
 
     import torch
+
+    from machine import machine_info
     import lib3dr
     backends = args.backends.split(",") if args.backends else lib3dr.backends()
     rows = []
@@ -188,10 +190,7 @@ def main():
             print(f"{label} {row['forward_ms']:9.1f} {row['forward_backward_ms']:11.1f} "
                   f"{row['peak_mb']:8.0f}", flush=True)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    machine = dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                   torch=torch.__version__,
-                   gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                   date=time.strftime("%Y-%m-%d"))
+    machine = machine_info()
     with open(args.json, "w") as out:
         json.dump(dict(machine=machine, rows=rows), out, indent=1)
     table = ["| mesh | N | K | kind | size | backend | forward ms | forward+backward ms | peak MB |",

@@ -5,39 +5,10 @@ slips past the visible checks; and no answer is importable."""
 import numpy as np
 import pytest
 import torch
-from chapter_cells import ROOT, answer, run_tests
+from chapter_cells import ROOT, answer, hidden_tests_reject, rejects, run_tests
 
 from lib3dr.renderer.blending import BlendParams, coverage_probability, silhouette_from_dists, softmax_rgb_blend
 from lib3dr_book.exercises import chapter01, chapter02, shortcuts
-
-
-def rejects(check, answer, *words):
-    """The check raises AssertionError, and its message contains every word in words."""
-    with pytest.raises(AssertionError) as info:
-        check(*answer) if isinstance(answer, tuple) else check(answer)
-    message = str(info.value).lower()
-    assert all(word.lower() in message for word in words), message
-    return message
-
-
-def hidden_tests_reject(chapter, grade_id, **names):
-    """The test cell with its hidden tests fails on this answer even when the notebook has
-    neutralised the visible check and the shortcut guard (the hidden tests reload the guard)."""
-    checks = __import__(f"lib3dr_book.exercises.chapter{chapter}", fromlist=["_"])
-    saved = {name: getattr(checks, name) for name in dir(checks) if name.startswith("check_")}
-    saved_call = shortcuts.call_honestly
-    try:
-        for name in saved:
-            setattr(checks, name, lambda *args, **kwargs: True)
-        shortcuts.call_honestly = lambda fn, args=(), kwargs=None, **_: fn(*args, **(kwargs or {}))
-        run_tests(chapter, grade_id, hidden=False, **names)  # the student's view passes...
-        with pytest.raises(AssertionError):
-            run_tests(chapter, grade_id, **names)  # ...the hidden tests do not
-    finally:
-        for name, check in saved.items():
-            setattr(checks, name, check)
-        import importlib
-        importlib.reload(shortcuts)
 
 
 # ---------------------------------------------------------------------------------------------

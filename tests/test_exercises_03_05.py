@@ -7,21 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from chapter_cells import answer, run_tests
+from chapter_cells import answer, hidden_tests_reject, rejects, run_tests
 from helpers import UNIT_ROUNDOFF
-from test_exercises_01_02 import hidden_tests_reject
 
 from lib3dr_book.exercises import chapter03, chapter04, chapter05
-
-
-def rejects(check, answer, *fragments):
-    """``check(answer)`` raises AssertionError whose message contains every fragment."""
-    with pytest.raises(AssertionError) as error:
-        check(answer)
-    message = str(error.value)
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    return message
 
 
 # ------------------------------------------------------------------------------------ chapter 3

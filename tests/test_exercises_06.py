@@ -6,22 +6,11 @@ import math
 
 import pytest
 import torch
-from chapter_cells import answer, run_tests
-from test_exercises_01_02 import hidden_tests_reject
+from chapter_cells import answer, hidden_tests_reject, rejects, run_tests
 
 from lib3dr.structures import Meshes
 from lib3dr.utils import ico_sphere
 from lib3dr_book.exercises import chapter06
-
-
-def rejects(check, answer, *fragments):
-    """``check(answer)`` raises AssertionError whose message contains every fragment."""
-    with pytest.raises(AssertionError) as error:
-        check(answer)
-    message = str(error.value)
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    return message
 
 
 def lengths(verts, edges):
