@@ -14,7 +14,7 @@ PACKAGE_SOURCES := $(shell find lib3dr lib3dr_book -name '*.py')
 CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # The tests that reach the compiled kernels: run again against each build variant.
-KERNEL_TESTS := tests/test_rasterizer.py tests/test_fuzz.py tests/test_hardening.py tests/test_build_info.py
+KERNEL_TESTS := tests/test_rasterizer.py tests/test_soft_blend.py tests/test_fuzz.py tests/test_hardening.py tests/test_build_info.py
 NVCC := $(shell command -v nvcc 2>/dev/null)
 CLANGXX := $(shell command -v clang++ 2>/dev/null)
 # Another Python (oldest, newest supported), looked for on the PATH and in pyenv.
@@ -171,7 +171,7 @@ sanitize: setup
 	nm -D lib3dr/_C*.so | grep -q __asan_ || { echo "lib3dr._C is not instrumented"; exit 1; }
 	LD_PRELOAD="$(SANITIZER_PRELOAD)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/test_rasterizer.py tests/test_fuzz.py tests/test_renderer.py; \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/test_rasterizer.py tests/test_fuzz.py tests/test_renderer.py tests/test_soft_blend.py; \
 	  status=$$?; $(PY) -m pip install --no-build-isolation --no-deps -e . -q; exit $$status
 
 # Teaching with the book (README): nbgrader's course layout under build/assignments/, the
