@@ -14,12 +14,13 @@ import torch
 from helpers import UNIT_ROUNDOFF, assert_within, needs_cpu
 
 from lib3dr.io import load_objs_as_meshes
+from lib3dr import _backend
 from lib3dr.renderer import (AmbientLights, BlendParams, DirectionalLights,
                              FoVPerspectiveCameras, Materials, MeshRasterizer, MeshRenderer,
                              MeshRendererWithFragments, PointLights, RasterizationSettings,
                              SoftGouraudShader, SoftPhongShader, TexturesVertex,
                              look_at_view_transform)
-from lib3dr.renderer.blending import (blended_fragments, softmax_rgb_blend,
+from lib3dr.renderer.blending import (blended_fragments, hard_rgb_blend, softmax_rgb_blend,
                                       softmax_rgb_blend_packed)
 from lib3dr.renderer.compiled import FaceInterpolate
 from lib3dr.renderer.interpolate import interpolate_packed
@@ -288,7 +289,7 @@ def test_bad_inputs():
                                  params)
     with pytest.raises(RuntimeError, match="colors must be"):
         softmax_rgb_blend_packed(covered[:-1], weights, packed, params)
-    with pytest.raises(RuntimeError, match="dropped_weight"):
+    with pytest.raises(ValueError, match="dropped_weight"):
         blended_fragments(packed, BlendParams(dropped_weight=1.5))
     with pytest.raises(RuntimeError, match="faces must lie"):
         FaceInterpolate.apply(torch.tensor([7]), torch.rand(1, 3, dtype=torch.float64),
@@ -375,3 +376,118 @@ def test_packed_path_with_an_empty_image_and_lights_of_a_subclass():
     assert (images[0][1, ..., 3] == 0).all()
     grads = [torch.autograd.grad(image.sum(), verts)[0] for image in images]
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-9 * grads[1].abs().max())
+
+
+def blend_inputs():
+    """Packed random fragments, their weights with every fragment kept, and their colours."""
+    fragments, colors = random_fragments()
+    packed = pack_fragments(fragments)
+    params = BlendParams(sigma=1e-2, gamma=0.5)
+    weights = blended_fragments(packed, params, kept=torch.arange(len(packed)))
+    covered = colors.reshape(-1, 3)[(fragments.pix_to_face >= 0).reshape(-1)]
+    return packed, params, weights, covered
+
+
+@pytest.mark.parametrize("middle", [10**9, -5, "decreasing"])
+def test_every_pixel_start_entry_is_checked(middle):
+    # Right at both ends, wrong in the middle: once the forward's check passed this, the backward
+    # walked it out of bounds.
+    packed, params, weights, covered = blend_inputs()
+    start = packed.pixel_start.clone()
+    start[1] = len(packed) if middle == "decreasing" else middle
+    bad = PackedFragments(packed.pix_to_face, packed.zbuf, packed.bary_coords, packed.dists,
+                          packed.pixel, start, packed.shape)
+    with pytest.raises(ValueError, match="pixel_start"):  # not the weights' fragments
+        softmax_rgb_blend_packed(covered, weights, bad, params)
+    with pytest.raises(RuntimeError, match="pixel_start must never decrease"):
+        blended_fragments(bad, params)
+    with pytest.raises(RuntimeError, match="pixel_start must never decrease"):
+        softmax_rgb_blend_packed(covered, weights._replace(pixel_start=start), bad, params)
+    # The kernels themselves, backward included, whatever the Python layer passes them.
+    arrays = [weights.coverage, weights.share, weights.background_share, weights.transmittance]
+    background = torch.ones(3, dtype=torch.float64)
+    rgba = _backend._C.softmax_blend_forward(packed.pixel_start, arrays, background, weights.kept,
+                                             covered)
+    for pixel_start in (start, torch.zeros(0, dtype=torch.int64)):
+        match = "never decrease" if len(pixel_start) else "pixel_start must have"
+        with pytest.raises(RuntimeError, match=match):
+            _backend._C.softmax_blend_forward(pixel_start, arrays, background, weights.kept,
+                                              covered)
+        with pytest.raises(RuntimeError, match=match):
+            _backend._C.softmax_blend_backward(pixel_start, packed.zbuf, weights.znear,
+                                               weights.zfar, arrays, background, weights.kept,
+                                               covered, rgba, torch.ones_like(rgba),
+                                               packed.shape[1] * packed.shape[2], 1e-2, 0.5)
+
+
+@pytest.mark.parametrize("change", [dict(sigma=2e-2), dict(gamma=0.25), dict(znear=0.5),
+                                    dict(zfar=50.0)])
+def test_blend_and_weights_must_agree(change):
+    # The backward differentiates the weights with the blend's sigma, gamma, znear and zfar.
+    packed, params, weights, covered = blend_inputs()
+    blend_params = BlendParams(sigma=change.get("sigma", params.sigma),
+                               gamma=change.get("gamma", params.gamma))
+    depths = {k: v for k, v in change.items() if k in ("znear", "zfar")}
+    with pytest.raises(ValueError, match=f"{next(iter(change))} differs"):
+        softmax_rgb_blend_packed(covered, weights, packed, blend_params, **depths)
+
+
+@pytest.mark.parametrize("kept", [[5, 2], [2, 2, 5], [-1, 3], [0, 10**6], [[1, 2]]])
+def test_kept_must_be_increasing_unique_indices(kept):
+    packed, params, _, _ = blend_inputs()
+    with pytest.raises(ValueError, match="kept must be increasing"):
+        blended_fragments(packed, params, kept=torch.tensor(kept))
+
+
+@pytest.mark.parametrize("value", [-1e-3, 1.0, math.nan])
+def test_invalid_dropped_weight(value):
+    with pytest.raises(ValueError, match="dropped_weight"):
+        BlendParams(dropped_weight=value)
+    packed, params, _, _ = blend_inputs()
+    params.dropped_weight = value  # assigned after the checks of the constructor
+    with pytest.raises(ValueError, match="dropped_weight"):
+        blended_fragments(packed, params)
+
+
+class HardBlendPhong(SoftPhongShader):
+    """Soft Phong's colours, the nearest face's blend: a subclass the packed path would bypass."""
+
+    def blend(self, colors, fragments, cameras, blend_params, kwargs):
+        return hard_rgb_blend(colors, fragments, blend_params)
+
+
+class RecordingRasterizer(MeshRasterizer):
+    calls = 0
+
+    def forward(self, meshes_world, **kwargs):
+        RecordingRasterizer.calls += 1
+        return super().forward(meshes_world, **kwargs)
+
+
+class ScreenGradient(TexturesVertex):
+    """A colour by image row: needs (N, H, W, K) fragments, which the packed path has not."""
+
+    def sample_textures(self, fragments, faces_packed=None):
+        N, H, W, K = fragments.pix_to_face.shape
+        rows = torch.linspace(0, 1, H, dtype=torch.float64)
+        return rows[None, :, None, None, None].expand(N, H, W, K, 3)
+
+
+@pytest.mark.parametrize("case", ["shader", "rasterizer", "textures"])
+def test_renderer_takes_the_packed_path_only_for_its_own_classes(case):
+    mesh = vertex_sphere()
+    fast, reference = renderers(SoftPhongShader, 16, 4, 1e-4, 1e-4, 1e-4)
+    if case == "shader":
+        shader = HardBlendPhong(cameras=fast.shader.cameras, lights=fast.shader.lights,
+                                blend_params=fast.shader.blend_params)
+        fast, reference = MeshRenderer(fast.rasterizer, shader), \
+            MeshRendererWithFragments(fast.rasterizer, shader)
+    elif case == "rasterizer":
+        rasterizer = RecordingRasterizer(fast.rasterizer.cameras, fast.rasterizer.raster_settings)
+        fast = MeshRenderer(rasterizer, fast.shader)
+    else:
+        mesh.textures = ScreenGradient(mesh.textures.verts_features_list())
+    image = fast(mesh)
+    torch.testing.assert_close(image, reference(mesh)[0], rtol=0, atol=0)
+    if case == "rasterizer":
+        assert RecordingRasterizer.calls == 1

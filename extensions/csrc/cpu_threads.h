@@ -31,31 +31,38 @@ void run_threads(int64_t threads, const Work& work) {
 #endif
 }
 
-// Runs body(thread, item) for every item in [0, count), round-robin over up to thread_slots()
-// threads: items of uneven cost (tiles, rows) even out, and the split is fixed.
+// The parallel loops below run at most `slots` threads, thread_slots() by default. A kernel with
+// per-thread buffers passes their count: torch's thread count may change between the two calls
+// (torch.set_num_threads elsewhere), and a thread index must never exceed the buffers.
+
+// Runs body(thread, item) for every item in [0, count), round-robin over up to `slots` threads:
+// items of uneven cost (tiles, rows) even out, and the split is fixed.
 template <typename Body>
-void parallel_round_robin(int64_t count, const Body& body) {
-  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(thread_slots(), count));
+void parallel_round_robin(int64_t count, const Body& body, int64_t slots = thread_slots()) {
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(slots, count));
   run_threads(threads, [&](int64_t t) {
     for (int64_t item = t; item < count; item += threads) body(t, item);
   });
 }
 
 // Runs body(thread, begin, end) over [0, count) cut into one contiguous range per thread (at most
-// thread_slots(), each at least `grain` items): for items of even cost (fragments, pixels).
+// `slots`, each at least `grain` items): for items of even cost (fragments, pixels).
 template <typename Body>
-void parallel_ranges(int64_t count, int64_t grain, const Body& body) {
+void parallel_ranges(int64_t count, int64_t grain, const Body& body,
+                     int64_t slots = thread_slots()) {
   const int64_t threads =
-      std::max<int64_t>(1, std::min<int64_t>(thread_slots(), count / std::max<int64_t>(grain, 1)));
+      std::max<int64_t>(1, std::min<int64_t>(slots, count / std::max<int64_t>(grain, 1)));
   run_threads(threads, [&](int64_t t) { body(t, count * t / threads, count * (t + 1) / threads); });
 }
 
 // Per-thread accumulators of `size` values in double (float sums would depend on how the work
-// was split), allocated on a thread's first use and summed in thread order into `out`.
+// was split), allocated on a thread's first use and summed in thread order into `out`. Pass
+// slots() to the parallel loop that fills them.
 struct ThreadSums {
   std::vector<std::vector<double>> buffers;
   int64_t size;
   explicit ThreadSums(int64_t size) : buffers(thread_slots()), size(size) {}
+  int64_t slots() const { return int64_t(buffers.size()); }
   double* of(int64_t thread) {
     std::vector<double>& b = buffers[thread];
     if (b.empty()) b.assign(size_t(size), 0.0);

@@ -218,7 +218,7 @@ void phong_lighting_backward_cpu(const PhongParams& p, PhongInputs<T> in, const 
       gv.add_to(a + 13);
     }
     if (begin < end) flush();
-  });
+  }, sums.slots());
   std::vector<double> total(size_t(p.images) * kPerImage);
   sums.reduce(total.data());
   for (int64_t n = 0; n < p.images; ++n) {
@@ -293,7 +293,7 @@ void rasterize_packed_backward_cpu(const RasterizeParams& p, const T* face_verts
         eval_dist_backward(pix, face, hit, grad_dist, g + 9 * f);
       }
     }
-  });
+  }, grads.slots());
   grads.reduce(grad_face_verts);
 }
 
@@ -452,7 +452,7 @@ void interpolate_backward_cpu(int64_t count, int dim, int64_t num_faces, const i
         }
       }
     }
-  });
+  }, grads.slots());
   if (grad_face_attrs) grads.reduce(grad_face_attrs);
 }
 

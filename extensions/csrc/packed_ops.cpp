@@ -43,38 +43,49 @@ void check_index(const torch::Tensor& t, const char* name, int64_t count, int64_
   }
 }
 
+// pixel_start (P + 1,) int64 from 0 to M, never decreasing: the blend kernels walk it with raw
+// pointers, forward and backward, so every entry is checked each time (O(P), next to the
+// kernels' O(P + M) work); a backward cannot trust it, as it need not be the forward's tensor.
+void check_pixel_start(const torch::Tensor& pixel_start, int64_t M) {
+  check_cpu(pixel_start, "pixel_start", 1);
+  TORCH_CHECK(pixel_start.scalar_type() == torch::kLong, "pixel_start must be int64, got ",
+              pixel_start.scalar_type());
+  TORCH_CHECK(pixel_start.size(0) >= 1, "pixel_start must have P + 1 >= 1 entries, got none");
+  const int64_t* start = pixel_start.data_ptr<int64_t>();
+  const int64_t pixels = pixel_start.size(0) - 1;
+  TORCH_CHECK(start[0] == 0 && start[pixels] == M, "pixel_start must run from 0 to ", M,
+              " (the number of fragments), got ", start[0], " to ", start[pixels]);
+  for (int64_t q = 0; q < pixels; ++q)
+    TORCH_CHECK(start[q] <= start[q + 1], "pixel_start must never decrease, got ", start[q],
+                " then ", start[q + 1], " at pixel ", q);
+}
+
 // The packed fragments of a blend: pixel_start (P + 1) from 0 to M, never decreasing; zbuf and
 // dists (M,); znear and zfar (N,) with P = N * image_pixels.
 void check_packed(const torch::Tensor& pixel_start, const torch::Tensor& zbuf,
                   const torch::Tensor& dists, const torch::Tensor& znear,
-                  const torch::Tensor& zfar, int64_t image_pixels, bool values = true) {
+                  const torch::Tensor& zfar, int64_t image_pixels) {
   TORCH_CHECK(zbuf.scalar_type() == torch::kFloat || zbuf.scalar_type() == torch::kDouble,
               "zbuf must be float32 or float64, got ", zbuf.scalar_type());
   check_float(zbuf, "zbuf", 1, zbuf);
   check_float(dists, "dists", 1, zbuf);
   TORCH_CHECK(dists.size(0) == zbuf.size(0), "dists must have the ", zbuf.size(0),
               " entries of zbuf, got ", dists.size(0));
-  check_cpu(pixel_start, "pixel_start", 1);
-  TORCH_CHECK(pixel_start.scalar_type() == torch::kLong, "pixel_start must be int64");
+  check_pixel_start(pixel_start, zbuf.size(0));
   TORCH_CHECK(image_pixels > 0, "image_pixels must be > 0, got ", image_pixels);
   check_float(znear, "znear", 1, zbuf);
   check_float(zfar, "zfar", 1, zbuf);
   TORCH_CHECK(zfar.size(0) == znear.size(0), "znear and zfar must have one entry per image");
-  const int64_t pixels = pixel_start.size(0) - 1;
-  TORCH_CHECK(pixels == znear.size(0) * image_pixels, "pixel_start must have N * H * W + 1 = ",
-              znear.size(0) * image_pixels + 1, " entries, got ", pixel_start.size(0));
-  const int64_t* start = pixel_start.data_ptr<int64_t>();
-  TORCH_CHECK(start[0] == 0 && start[pixels] == zbuf.size(0), "pixel_start must run from 0 to ",
-              zbuf.size(0), " (the number of fragments), got ", start[0], " to ", start[pixels]);
-  if (!values) return;
-  for (int64_t q = 0; q < pixels; ++q)
-    TORCH_CHECK(start[q] <= start[q + 1], "pixel_start must never decrease (pixel ", q, ")");
+  TORCH_CHECK(pixel_start.size(0) - 1 == znear.size(0) * image_pixels,
+              "pixel_start must have N * H * W + 1 = ", znear.size(0) * image_pixels + 1,
+              " entries, got ", pixel_start.size(0));
 }
 
-void check_kept(const torch::Tensor& kept, int64_t fragments, bool values = true) {
+// kept (M',) increasing fragment indices, walked alongside pixel_start: checked forward and
+// backward for the same reason.
+void check_kept(const torch::Tensor& kept, int64_t fragments) {
   check_cpu(kept, "kept", 1);
   TORCH_CHECK(kept.scalar_type() == torch::kLong, "kept must be int64, got ", kept.scalar_type());
-  if (!values) return;
   const int64_t* k = kept.data_ptr<int64_t>();
   for (int64_t i = 0; i < kept.size(0); ++i)
     TORCH_CHECK(k[i] >= 0 && k[i] < fragments && (i == 0 || k[i - 1] < k[i]),
@@ -92,6 +103,44 @@ SoftBlendParams blend_params(const torch::Tensor& pixel_start, int64_t image_pix
   p.gamma = gamma;
   p.dropped_weight = dropped_weight;
   return p;
+}
+
+// One image's (1, H, W, K) fragments -> {faces, zbuf, bary, dists, pixel, counts (H * W)}.
+std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
+                                          const torch::Tensor& zbuf, const torch::Tensor& bary,
+                                          const torch::Tensor& dists, int64_t first_pixel) {
+  check_cpu(pix_to_face, "pix_to_face", 4);
+  TORCH_CHECK(pix_to_face.scalar_type() == torch::kLong, "pix_to_face must be int64");
+  TORCH_CHECK(zbuf.scalar_type() == torch::kFloat || zbuf.scalar_type() == torch::kDouble,
+              "zbuf must be float32 or float64, got ", zbuf.scalar_type());
+  check_float(zbuf, "zbuf", 4, zbuf);
+  check_float(dists, "dists", 4, zbuf);
+  check_float(bary, "bary", 5, zbuf);
+  TORCH_CHECK(zbuf.sizes() == pix_to_face.sizes() && dists.sizes() == pix_to_face.sizes() &&
+                  bary.sizes().slice(0, 4) == pix_to_face.sizes() && bary.size(4) == 3,
+              "zbuf, dists (N, H, W, K) and bary (N, H, W, K, 3) must match pix_to_face ",
+              pix_to_face.sizes());
+  const int64_t pixels = pix_to_face.numel() / std::max<int64_t>(1, pix_to_face.size(3));
+  const int K = int(pix_to_face.size(3));
+  auto counts = torch::empty({pixels}, pix_to_face.options());
+  count_fragments_cpu(pixels, K, pix_to_face.data_ptr<int64_t>(), counts.data_ptr<int64_t>());
+  const auto ends = counts.cumsum(0);
+  const auto offset = ends - counts;
+  const int64_t M = pixels ? ends[pixels - 1].item<int64_t>() : 0;
+  auto faces = torch::empty({M}, pix_to_face.options());
+  auto pixel = torch::empty({M}, pix_to_face.options());
+  auto zbuf_out = torch::empty({M}, zbuf.options());
+  auto dists_out = torch::empty({M}, zbuf.options());
+  auto bary_out = torch::empty({M, 3}, zbuf.options());
+  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "pack_fragments", [&] {
+    pack_fragments_cpu<scalar_t>(pixels, K, first_pixel, pix_to_face.data_ptr<int64_t>(),
+                                 zbuf.data_ptr<scalar_t>(), bary.data_ptr<scalar_t>(),
+                                 dists.data_ptr<scalar_t>(), offset.data_ptr<int64_t>(),
+                                 faces.data_ptr<int64_t>(), zbuf_out.data_ptr<scalar_t>(),
+                                 bary_out.data_ptr<scalar_t>(), dists_out.data_ptr<scalar_t>(),
+                                 pixel.data_ptr<int64_t>());
+  });
+  return {faces, zbuf_out, bary_out, dists_out, pixel, counts};
 }
 
 }  // namespace
@@ -145,43 +194,6 @@ std::vector<torch::Tensor> rasterize_packed_forward(
   }
   out.push_back(torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0)}));
   return out;
-}
-
-std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
-                                          const torch::Tensor& zbuf, const torch::Tensor& bary,
-                                          const torch::Tensor& dists, int64_t first_pixel) {
-  check_cpu(pix_to_face, "pix_to_face", 4);
-  TORCH_CHECK(pix_to_face.scalar_type() == torch::kLong, "pix_to_face must be int64");
-  TORCH_CHECK(zbuf.scalar_type() == torch::kFloat || zbuf.scalar_type() == torch::kDouble,
-              "zbuf must be float32 or float64, got ", zbuf.scalar_type());
-  check_float(zbuf, "zbuf", 4, zbuf);
-  check_float(dists, "dists", 4, zbuf);
-  check_float(bary, "bary", 5, zbuf);
-  TORCH_CHECK(zbuf.sizes() == pix_to_face.sizes() && dists.sizes() == pix_to_face.sizes() &&
-                  bary.sizes().slice(0, 4) == pix_to_face.sizes() && bary.size(4) == 3,
-              "zbuf, dists (N, H, W, K) and bary (N, H, W, K, 3) must match pix_to_face ",
-              pix_to_face.sizes());
-  const int64_t pixels = pix_to_face.numel() / std::max<int64_t>(1, pix_to_face.size(3));
-  const int K = int(pix_to_face.size(3));
-  auto counts = torch::empty({pixels}, pix_to_face.options());
-  count_fragments_cpu(pixels, K, pix_to_face.data_ptr<int64_t>(), counts.data_ptr<int64_t>());
-  const auto ends = counts.cumsum(0);
-  const auto offset = ends - counts;
-  const int64_t M = pixels ? ends[pixels - 1].item<int64_t>() : 0;
-  auto faces = torch::empty({M}, pix_to_face.options());
-  auto pixel = torch::empty({M}, pix_to_face.options());
-  auto zbuf_out = torch::empty({M}, zbuf.options());
-  auto dists_out = torch::empty({M}, zbuf.options());
-  auto bary_out = torch::empty({M, 3}, zbuf.options());
-  AT_DISPATCH_FLOATING_TYPES(zbuf.scalar_type(), "pack_fragments", [&] {
-    pack_fragments_cpu<scalar_t>(pixels, K, first_pixel, pix_to_face.data_ptr<int64_t>(),
-                                 zbuf.data_ptr<scalar_t>(), bary.data_ptr<scalar_t>(),
-                                 dists.data_ptr<scalar_t>(), offset.data_ptr<int64_t>(),
-                                 faces.data_ptr<int64_t>(), zbuf_out.data_ptr<scalar_t>(),
-                                 bary_out.data_ptr<scalar_t>(), dists_out.data_ptr<scalar_t>(),
-                                 pixel.data_ptr<int64_t>());
-  });
-  return {faces, zbuf_out, bary_out, dists_out, pixel, counts};
 }
 
 torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
@@ -298,11 +310,9 @@ torch::Tensor softmax_blend_forward(const torch::Tensor& pixel_start,
                                    weights[0].scalar_type() == torch::kDouble),
               "weights must be float32 or float64 tensors");
   const torch::Tensor& like = weights[0];
-  check_cpu(pixel_start, "pixel_start", 1);
-  TORCH_CHECK(pixel_start.scalar_type() == torch::kLong, "pixel_start must be int64");
-  const int64_t pixels = pixel_start.size(0) - 1, M = like.size(0);
-  TORCH_CHECK(pixel_start.data_ptr<int64_t>()[0] == 0 && pixel_start.data_ptr<int64_t>()[pixels] == M,
-              "pixel_start must run from 0 to ", M, " (the number of fragments)");
+  const int64_t M = like.size(0);
+  check_pixel_start(pixel_start, M);
+  const int64_t pixels = pixel_start.size(0) - 1;
   check_kept(kept, M);
   check_colors(colors, background, kept, like);
   SoftBlendParams p = blend_params(pixel_start, 1, int(colors.size(1)), 1.0, 1.0, 0.0);
@@ -322,8 +332,8 @@ std::vector<torch::Tensor> softmax_blend_backward(
     const torch::Tensor& background, const torch::Tensor& kept, const torch::Tensor& colors,
     const torch::Tensor& rgba, const torch::Tensor& grad_rgba, int64_t image_pixels, double sigma,
     double gamma) {
-  check_packed(pixel_start, zbuf, zbuf, znear, zfar, image_pixels, false);
-  check_kept(kept, zbuf.size(0), false);
+  check_packed(pixel_start, zbuf, zbuf, znear, zfar, image_pixels);
+  check_kept(kept, zbuf.size(0));
   check_colors(colors, background, kept, zbuf);
   const SoftBlendParams p =
       blend_params(pixel_start, image_pixels, int(colors.size(1)), sigma, gamma, 0.0);

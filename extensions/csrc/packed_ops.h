@@ -1,7 +1,8 @@
 // The torch layer of the packed-fragment kernels (packed.h): checks, allocations, CPU calls.
 // bindings.cpp includes this and binds each function with one m.def line. The forward functions
 // check the values of index tensors (faces, pixels, kept); a backward takes the tensors its
-// forward checked and checks only their shapes, as rasterize_backward does.
+// forward checked and checks only their shapes, as rasterize_backward does, but for the blend's
+// pixel_start and kept, which the blend's backward checks again in full (O(P + M')).
 #pragma once
 
 #include <torch/extension.h>
@@ -18,11 +19,6 @@ std::vector<torch::Tensor> rasterize_packed_forward(
     const torch::Tensor& face_verts, const torch::Tensor& mesh_first_face,
     const torch::Tensor& mesh_num_faces, int64_t height, int64_t width, int64_t faces_per_pixel,
     double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces);
-
-// One image's (1, H, W, K) fragments -> {faces, zbuf, bary, dists, pixel, counts (H * W)}.
-std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
-                                          const torch::Tensor& zbuf, const torch::Tensor& bary,
-                                          const torch::Tensor& dists, int64_t first_pixel);
 
 torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
                                         const torch::Tensor& pixel, const torch::Tensor& faces,

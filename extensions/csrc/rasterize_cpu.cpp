@@ -493,8 +493,9 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
   const TiledFaces<T> tiled = tile_faces(p, face_verts, mesh_first_face, mesh_num_faces);
   const PixelCentres<T> centres(p);
   const int K = p.faces_per_pixel;
-  std::vector<TileHits<T>> scratch(thread_slots());
-  std::vector<std::vector<int>> orders(thread_slots());
+  const int64_t slots = thread_slots();  // one count for the scratch and the loop
+  std::vector<TileHits<T>> scratch(slots);
+  std::vector<std::vector<int>> orders(slots);
   parallel_round_robin(tiled.items(), [&](int64_t thread, int64_t item) {
     TileHits<T>& hits = scratch[thread];
     collect_hits(p, face_verts, centres, tiled.boxes, tiled.bins, item, hits);
@@ -528,7 +529,7 @@ void rasterize_forward_cpu(const RasterizeParams& p, const T* face_verts,
       std::fill_n(dists + out + kept, K - kept, T(-1));
       std::fill_n(bary + 3 * (out + kept), 3 * (K - kept), T(-1));
     });
-  });
+  }, slots);
 }
 
 template <typename T>
@@ -574,7 +575,7 @@ void rasterize_backward_cpu(const RasterizeParams& p, const T* face_verts,
         }
       }
     }
-  });
+  }, grads.slots());
   grads.reduce(grad_face_verts);
 }
 
@@ -802,9 +803,10 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
                                  const int64_t* mesh_first_face, const int64_t* mesh_num_faces,
                                  T* alpha, SilhouetteState<T> state) {
   const SilhouetteScene<T> scene(p, face_verts, mesh_first_face, mesh_num_faces);
+  const int64_t slots = thread_slots();  // one count for the scratch and the loop
   std::vector<std::vector<std::vector<DepthHit<T>>>> covering(
-      thread_slots(), std::vector<std::vector<DepthHit<T>>>(kTile * kTile));
-  std::vector<std::vector<T>> scratch_bounds(thread_slots());
+      slots, std::vector<std::vector<DepthHit<T>>>(kTile * kTile));
+  std::vector<std::vector<T>> scratch_bounds(slots);
   parallel_round_robin(scene.tiled.items(), [&](int64_t thread, int64_t item) {
     const TileRect tile = tile_rect(p, scene.tiled.bins, item);
     TileTransmittance<T> t;
@@ -825,7 +827,7 @@ void soft_silhouette_forward_cpu(const RasterizeParams& p, const T* face_verts,
       state.transmittance[o] = t.transmittance[local];
       alpha[o] = T(1) - t.transmittance[local];
     });
-  });
+  }, slots);
 }
 
 template <typename T>
@@ -848,7 +850,7 @@ void soft_silhouette_backward_cpu(const RasterizeParams& p, const T* face_verts,
     };
     tile_face_gradients(scene, item, tile, t, pixel_gradient, g);
     cut_pixel_gradients(scene, item, t, pixel_gradient);
-  });
+  }, grads.slots());
   grads.reduce(grad_face_verts);
 }
 

@@ -32,6 +32,15 @@ class BlendParams:
     background_color: Sequence[float] = (1.0, 1.0, 1.0)
     dropped_weight: float = 1e-4
 
+    def __post_init__(self):
+        _check_dropped_weight(self.dropped_weight)
+
+
+def _check_dropped_weight(value):
+    # `not 0 <= value < 1` also rejects NaN, which would keep or drop fragments arbitrarily.
+    if not 0 <= value < 1:
+        raise ValueError(f"BlendParams.dropped_weight must be in [0, 1), got {value}")
+
 
 def _background(blend_params, like):
     return torch.as_tensor(blend_params.background_color, dtype=like.dtype, device=like.device)
@@ -109,6 +118,9 @@ def _check_compiled(fragments):
     if fragments.zbuf.device.type != "cpu" or _backend._C is None:
         raise ValueError("the packed blend runs on lib3dr._C's CPU kernels: on CUDA, or without "
                          "the extension, use Fragments and softmax_rgb_blend")
+    if fragments.pixel_start is None:
+        raise ValueError("the packed blend needs PackedFragments with pixel_start, not a subset "
+                         "from PackedFragments.select")
 
 
 class BlendWeights(NamedTuple):
@@ -121,6 +133,9 @@ class BlendWeights(NamedTuple):
         ``w_i / (sum_kept w_j + w_b)``; 0 for the others.
     background_share: ``(N * H * W,)`` the background's, ``w_b / (sum_kept w_j + w_b)``.
     transmittance: ``(N * H * W,)`` ``prod_i (1 - D_i)`` over every fragment: alpha is 1 minus it.
+    pixel_start, znear, zfar, sigma, gamma: what these were computed with (``znear``, ``zfar``
+        ``(N,)``); the blend walks this pixel_start and checks the others against its own, since
+        its backward recomputes the weights' derivatives from them.
     """
 
     kept: torch.Tensor
@@ -128,6 +143,11 @@ class BlendWeights(NamedTuple):
     share: torch.Tensor
     background_share: torch.Tensor
     transmittance: torch.Tensor
+    pixel_start: torch.Tensor
+    znear: torch.Tensor
+    zfar: torch.Tensor
+    sigma: float
+    gamma: float
 
 
 def blended_fragments(fragments, blend_params, znear=1.0, zfar=100.0, kept=None):
@@ -144,16 +164,24 @@ def blended_fragments(fragments, blend_params, znear=1.0, zfar=100.0, kept=None)
     (increasing int64 indices), when given, chooses the fragments instead.
     """
     _check_compiled(fragments)
+    _check_dropped_weight(blend_params.dropped_weight)  # BlendParams' fields can be reassigned
     N, H, W, _ = fragments.shape
     given = None
     if kept is not None:
+        # Passed on as a mask, which would silently sort indices given in another order.
+        kept = torch.as_tensor(kept, dtype=torch.int64)
+        if kept.dim() != 1 or (len(kept) and (kept[0] < 0 or kept[-1] >= len(fragments)
+                                              or (kept.diff() <= 0).any())):
+            raise ValueError(f"kept must be increasing, unique fragment indices in "
+                             f"[0, {len(fragments)}), got {kept.tolist()[:8]}...")
         given = torch.zeros(len(fragments), dtype=torch.bool)
         given[kept] = True
+    znear, zfar = _per_image(znear, N, fragments.zbuf), _per_image(zfar, N, fragments.zbuf)
+    sigma, gamma = float(blend_params.sigma), float(blend_params.gamma)
     return BlendWeights(*_backend._C.softmax_blend_weights(
         fragments.pixel_start, fragments.zbuf.detach().contiguous(),
-        fragments.dists.detach().contiguous(), _per_image(znear, N, fragments.zbuf),
-        _per_image(zfar, N, fragments.zbuf), given, H * W, float(blend_params.sigma),
-        float(blend_params.gamma), float(blend_params.dropped_weight)))
+        fragments.dists.detach().contiguous(), znear, zfar, given, H * W, sigma, gamma,
+        float(blend_params.dropped_weight)), fragments.pixel_start, znear, zfar, sigma, gamma)
 
 
 def softmax_rgb_blend_packed(colors, weights, fragments, blend_params, znear=1.0, zfar=100.0):
@@ -163,7 +191,7 @@ def softmax_rgb_blend_packed(colors, weights, fragments, blend_params, znear=1.0
     Args:
         colors: ``(M', C)`` colours of the fragments ``weights.kept``.
         weights: ``BlendWeights`` of these fragments, from ``blended_fragments`` with the same
-            blend parameters, znear and zfar.
+            blend parameters, znear and zfar (``ValueError`` otherwise).
         fragments: ``PackedFragments`` with ``pixel_start``.
     Returns:
         ``rgb = (sum_kept w_i c_i + w_b c_bg) / (sum_kept w_i + w_b)`` with ``softmax_rgb_blend``'s
@@ -183,9 +211,19 @@ def softmax_rgb_blend_packed(colors, weights, fragments, blend_params, znear=1.0
     """
     _check_compiled(fragments)
     N, H, W, _ = fragments.shape
+    # The backward differentiates the weights with the blend's arguments: any that differ from
+    # those the weights were computed with would give wrong gradients without an error.
+    if (fragments.pixel_start is not weights.pixel_start
+            and not torch.equal(fragments.pixel_start, weights.pixel_start)):
+        raise ValueError("fragments are not those blended_fragments weighed (another pixel_start)")
+    given = dict(sigma=float(blend_params.sigma), gamma=float(blend_params.gamma),
+                 znear=_per_image(znear, N, fragments.zbuf),
+                 zfar=_per_image(zfar, N, fragments.zbuf))
+    for name, value in given.items():
+        stored = getattr(weights, name)
+        if not (torch.equal(value, stored) if torch.is_tensor(value) else value == stored):
+            raise ValueError(f"{name} differs from the one blended_fragments computed the weights "
+                             f"with: {value} != {stored}")
     rgba = SoftmaxBlend.apply(colors.to(fragments.zbuf.dtype), fragments.zbuf, fragments.dists,
-                              weights, fragments.pixel_start, _per_image(znear, N, fragments.zbuf),
-                              _per_image(zfar, N, fragments.zbuf),
-                              _background(blend_params, fragments.zbuf), H * W,
-                              float(blend_params.sigma), float(blend_params.gamma))
+                              weights, _background(blend_params, fragments.zbuf), H * W)
     return rgba.reshape(N, H, W, -1)

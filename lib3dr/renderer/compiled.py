@@ -163,14 +163,14 @@ class SoftmaxBlend(torch.autograd.Function):
     colours; the backward differentiates them w.r.t. zbuf and dists itself."""
 
     @staticmethod
-    def forward(ctx, colors, zbuf, dists, weights, pixel_start, znear, zfar, background,
-                image_pixels, sigma, gamma):
-        kept, *arrays = (t.contiguous() for t in weights)
+    def forward(ctx, colors, zbuf, dists, weights, background, image_pixels):
+        kept, *arrays = (t.contiguous() for t in weights[:5])  # kept, then the weight arrays
         colors, background = colors.contiguous(), background.contiguous()
-        rgba = _backend._C.softmax_blend_forward(pixel_start, arrays, background, kept, colors)
-        ctx.save_for_backward(colors, zbuf.contiguous(), pixel_start, znear, zfar, background,
-                              kept, rgba, *arrays)
-        ctx.options = (image_pixels, sigma, gamma)
+        rgba = _backend._C.softmax_blend_forward(weights.pixel_start, arrays, background, kept,
+                                                 colors)
+        ctx.save_for_backward(colors, zbuf.contiguous(), weights.pixel_start, weights.znear,
+                              weights.zfar, background, kept, rgba, *arrays)
+        ctx.options = (image_pixels, weights.sigma, weights.gamma)
         return rgba
 
     @staticmethod
@@ -179,7 +179,7 @@ class SoftmaxBlend(torch.autograd.Function):
         grad_colors, grad_zbuf, grad_dists = _backend._C.softmax_blend_backward(
             pixel_start, zbuf, znear, zfar, arrays, background, kept, colors, rgba,
             grad_rgba.contiguous(), *ctx.options)
-        return (grad_colors, grad_zbuf, grad_dists) + (None,) * 8
+        return (grad_colors, grad_zbuf, grad_dists) + (None,) * 3
 
 
 class FaceInterpolate(torch.autograd.Function):

@@ -2,9 +2,10 @@
 import torch
 
 from lib3dr import _backend
-from lib3dr.renderer.rasterizer import resolved_settings
+from lib3dr.renderer.rasterizer import MeshRasterizer, resolved_settings
 from lib3dr.renderer.shader import SoftGouraudShader, SoftPhongShader, SoftSilhouetteShader
 from lib3dr.renderer.silhouette import soft_silhouette_ndc
+from lib3dr.renderer.textures import TexturesUV, TexturesVertex
 
 
 class MeshRendererWithFragments(torch.nn.Module):
@@ -36,10 +37,16 @@ class MeshRenderer(MeshRendererWithFragments):
     rasterizer packs the covered fragments image by image (``MeshRasterizer.rasterize_packed``)
     and the shader colours only those the blend weighs (``BlendParams.dropped_weight``); CUDA
     tensors and the ``"torch"`` backend go through the fragments and the formulas of chapter 2.
+    These fast paths replace the rasterizer's and the shader's ``forward`` (and the shader's
+    ``colors`` and ``blend``), so they are taken only for exactly ``MeshRasterizer``, these
+    shaders and textures whose sampling they implement, never for subclasses, which may override
+    them; anything else goes through the fragments.
     """
 
     def forward(self, meshes_world, **kwargs):
-        if isinstance(self.shader, SoftSilhouetteShader):
+        if type(self.rasterizer) is not MeshRasterizer:
+            return super().forward(meshes_world, **kwargs)[0]
+        if type(self.shader) is SoftSilhouetteShader:
             cameras, settings = self.rasterizer.scene(kwargs)
             options = resolved_settings(settings, cameras)
             device = meshes_world.verts_packed().device
@@ -49,7 +56,8 @@ class MeshRenderer(MeshRendererWithFragments):
                                             sigma, **options)
                 return torch.cat([torch.ones(*alpha.shape, 3, dtype=alpha.dtype,
                                              device=alpha.device), alpha[..., None]], dim=-1)
-        if isinstance(self.shader, (SoftPhongShader, SoftGouraudShader)):
+        if (type(self.shader) in (SoftPhongShader, SoftGouraudShader)
+                and type(meshes_world.textures) in (TexturesVertex, TexturesUV)):
             cameras, settings = self.rasterizer.scene(kwargs)
             device = meshes_world.verts_packed().device
             if _backend.resolve(resolved_settings(settings, cameras)["backend"], device) == "cpu":

@@ -75,10 +75,6 @@ class PackedFragments:
             return FaceInterpolate.apply(self.pix_to_face, self.bary_coords, face_attributes)
         return interpolate_packed(self.pix_to_face, self.bary_coords, face_attributes)
 
-    def detach(self):
-        return PackedFragments(self.pix_to_face, self.zbuf.detach(), self.bary_coords.detach(),
-                               self.dists.detach(), self.pixel, self.pixel_start, self.shape)
-
 
 def pack_fragments(fragments):
     """``Fragments`` -> ``PackedFragments``, differentiable w.r.t. zbuf, bary_coords and dists.

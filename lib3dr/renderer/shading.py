@@ -40,7 +40,7 @@ def _light_covered(fragments, points, normals, texels, lights, cameras, material
     Lights and cameras are batched per image, so the fragments are grouped by image into a
     padded ``(N, max fragments per image, 3)`` batch for ``apply_lighting``."""
     packed = isinstance(fragments, PackedFragments)
-    if packed and _compiles(points, texels, lights):
+    if packed and _compiled_lighting_applies(points, texels, lights):
         return _light_compiled(fragments, points, normals, texels, lights, cameras, materials,
                                camera_kwargs)
     if packed:
@@ -65,7 +65,7 @@ def _light_covered(fragments, points, normals, texels, lights, cameras, material
     return colors if packed else scatter_covered(fragments.pix_to_face, colors)
 
 
-def _compiles(points, texels, lights):
+def _compiled_lighting_applies(points, texels, lights):
     """Whether ``_light_compiled`` can light these packed fragments: on the CPU with lib3dr._C,
     RGB texels, and lights of lib3dr's own classes (a subclass may light differently)."""
     return (points.device.type == "cpu" and _backend._C is not None
