@@ -174,6 +174,30 @@ def mesh_laplacian_smoothing(meshes, method="uniform"):
     return _mean_per_mesh(delta.norm(dim=1), meshes.verts_packed_to_mesh_idx(), len(meshes))
 
 
+def _faces_across_edges(meshes):
+    """The (face, corner) entries sorted by the edge opposite the corner, and the pairs of entries on one edge.
+
+    Returns:
+        edge, opposite: (3F,) each entry's edge and its corner's vertex, sorted by edge;
+        first, second: (P,) the pairs (i, i + d), d >= 1, within each run of one edge in the sorted list.
+    Computed once per set of faces (``Meshes._topology_cached``).
+    """
+    def make():
+        # Each (face, corner k) pairs the edge opposite corner k with that corner, its opposite vertex.
+        edge, opposite = meshes.faces_packed_to_edges_packed().flatten(), meshes.faces_packed().flatten()
+        edge, order = edge.sort(stable=True)
+        # Runs are short (2 on a closed manifold), so the loop over d is too.
+        firsts, seconds = [], []
+        for d in range(1, int(torch.bincount(edge).max())):
+            i = torch.arange(len(edge) - d, device=edge.device)
+            i = i[edge[i] == edge[i + d]]
+            firsts.append(i)
+            seconds.append(i + d)
+        empty = edge.new_zeros(0)
+        return edge, opposite[order], torch.cat(firsts or [empty]), torch.cat(seconds or [empty])
+    return meshes._topology_cached("faces_across_edges", make)
+
+
 def _cot_weights(verts, faces):
     """Cotangent weights and inverse vertex areas of a packed mesh (called without gradient).
 
@@ -214,24 +238,11 @@ def mesh_normal_consistency(meshes):
     """
     if meshes.isempty():
         return _zero(meshes)
+    edge, opposite, first, second = _faces_across_edges(meshes)
+    if len(first) == 0:
+        return _zero(meshes)
     verts = meshes.verts_packed()
-    # Each (face, corner k) pairs the edge opposite corner k with that corner, its opposite vertex.
-    edge, opposite = meshes.faces_packed_to_edges_packed().flatten(), meshes.faces_packed().flatten()
-    edge, order = edge.sort(stable=True)
-    opposite = opposite[order]
     v0, v1 = verts[meshes.edges_packed()[edge]].unbind(1)
     normal = torch.cross(v1 - v0, verts[opposite] - v0, dim=1)
-    # The pairs (i, i + d), d >= 1, within each run of one edge in the sorted list; runs are short (2 on a
-    # closed manifold), so the loop over d is too.
-    runs = torch.bincount(edge)
-    firsts, seconds = [], []
-    for d in range(1, int(runs.max())):
-        i = torch.arange(len(edge) - d, device=edge.device)
-        i = i[edge[i] == edge[i + d]]
-        firsts.append(i)
-        seconds.append(i + d)
-    if not firsts:
-        return _zero(meshes)
-    first, second = torch.cat(firsts), torch.cat(seconds)
     terms = 1 - F.cosine_similarity(normal[first], -normal[second], dim=1)
     return _mean_per_mesh(terms, meshes.edges_packed_to_mesh_idx()[edge[first]], len(meshes))

@@ -16,7 +16,7 @@ Only the vertices can carry gradients, so only they are kept in the form they we
 padded tensor) and every float view is recomputed from them with differentiable ops on each call. Nothing
 differentiable is cached: a cached view would go stale when an optimiser updates the input tensor in place,
 and its graph would be freed by the first ``backward()``. The integer bookkeeping (counts, packed faces, edges)
-cannot carry gradients and is computed once.
+and the uniform Laplacian cannot carry gradients and are computed once.
 """
 import copy
 
@@ -146,7 +146,9 @@ class Meshes:
         owner = self.faces_packed_to_mesh_idx()
         _check_faces_in_range(local_faces, owner, self._num_verts)
         self._faces_packed = local_faces + self.mesh_to_verts_packed_first_idx()[owner][:, None]
-        self._edges = None  # (edges_packed, faces_packed_to_edges_packed), made on first use
+        # What depends on the faces only (edges, Laplacian, ...), made on first use and shared by the
+        # batches that update_padded, offset_verts and scale_verts make from this one.
+        self._topology = {}
 
         self.textures = textures
         if textures is not None:
@@ -233,17 +235,22 @@ class Meshes:
 
     # ---- edges ----------------------------------------------------------------------------------------------
 
+    def _topology_cached(self, key, make):
+        """``make()``, computed once for these faces: integer tables and constants that carry no gradient."""
+        if key not in self._topology:
+            self._topology[key] = make()
+        return self._topology[key]
+
     def _edges_and_face_edges(self):
-        """Both edge tables, computed together on first use and shared by batches made by ``update_padded`` and
-        ``offset_verts`` (they depend on the faces only)."""
-        if self._edges is None:
+        """Both edge tables, computed together."""
+        def make():
             V = int(self._num_verts.sum())
             # Column k of a face is its edge opposite corner k (PyTorch3D's order). Sorting each pair lets the
             # faces on both sides of an edge list it identically; the key a * V + b then numbers the edges.
             pairs = self._faces_packed[:, [[1, 2], [2, 0], [0, 1]]].sort(dim=2).values  # (F, 3, 2)
             keys, face_edges = torch.unique(pairs[..., 0] * V + pairs[..., 1], return_inverse=True)
-            self._edges = (torch.stack([keys // V, keys % V], dim=1), face_edges.view(-1, 3))
-        return self._edges
+            return torch.stack([keys // V, keys % V], dim=1), face_edges.view(-1, 3)
+        return self._topology_cached("edges", make)
 
     def edges_packed(self):
         """(sum E_n, 2) int64: each edge once, as (a, b) with a < b packed vertex indices, sorted.
@@ -278,14 +285,17 @@ class Meshes:
         no edge). It depends on the faces only and carries no gradient; its dtype is the vertices'.
         """
         V, dtype = int(self._num_verts.sum()), self.verts_packed().dtype
-        a, b = self.edges_packed().unbind(1)
-        rows, cols = torch.cat([a, b]), torch.cat([b, a])
-        degree = torch.bincount(rows, minlength=V)
-        diagonal = torch.arange(V, device=self.device)
-        values = torch.cat([1.0 / degree[rows].to(dtype), torch.full((V,), -1.0, dtype=dtype, device=self.device)])
-        index = torch.stack([torch.cat([rows, diagonal]), torch.cat([cols, diagonal])])
-        # The indices are in range by construction, so torch's invariant checks are skipped.
-        return torch.sparse_coo_tensor(index, values, (V, V), check_invariants=False).coalesce()
+
+        def make():
+            a, b = self.edges_packed().unbind(1)
+            rows, cols = torch.cat([a, b]), torch.cat([b, a])
+            degree = torch.bincount(rows, minlength=V)
+            diagonal = torch.arange(V, device=self.device)
+            values = torch.cat([1.0 / degree[rows].to(dtype), torch.full((V,), -1.0, dtype=dtype, device=self.device)])
+            index = torch.stack([torch.cat([rows, diagonal]), torch.cat([cols, diagonal])])
+            # The indices are in range by construction, so torch's invariant checks are skipped.
+            return torch.sparse_coo_tensor(index, values, (V, V), check_invariants=False).coalesce()
+        return self._topology_cached(("laplacian", dtype), make)
 
     # ---- normals and areas ----------------------------------------------------------------------------------
 

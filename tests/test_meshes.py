@@ -421,3 +421,19 @@ def test_join_meshes_as_scene_rejects_uv_textures_it_cannot_join():
     uvs[2][0, 0] = 1.5  # outside the map: the lookup would read the neighbouring map in an atlas
     with pytest.raises(ValueError, match=r"UVs in \[0, 1\]"):
         join_meshes_as_scene(Meshes(verts, faces, TexturesUV(torch.rand(3, 5, 6, 2), faces, uvs)))
+
+
+def test_topology_is_computed_once_for_the_batches_that_share_faces():
+    from lib3dr.loss import mesh_normal_consistency
+    sphere = ico_sphere(2)
+    first = sphere.offset_verts(0.1 * torch.randn(len(sphere.verts_packed()), 3))
+    second = sphere.offset_verts(0.1 * torch.randn(len(sphere.verts_packed()), 3))
+    # What the first offset batch computed, the second (and the source) reuse.
+    assert first.laplacian_packed() is second.laplacian_packed() is sphere.laplacian_packed()
+    assert first.edges_packed() is second.edges_packed()
+    # Keyed by dtype, and not shared with a batch built anew, whose faces may differ.
+    assert sphere.offset_verts(torch.zeros(3, dtype=torch.float64)).laplacian_packed().dtype == torch.float64
+    fresh = Meshes([second.verts_packed()], [second.faces_packed()])
+    assert fresh.laplacian_packed() is not second.laplacian_packed()
+    assert mesh_normal_consistency(fresh) == mesh_normal_consistency(second)
+    assert torch.equal(fresh.laplacian_packed().to_dense(), second.laplacian_packed().to_dense())
