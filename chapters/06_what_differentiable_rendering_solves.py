@@ -52,7 +52,9 @@
 # at a time: the same losses, the same regularisers, the same gradients.
 
 # %%
+import json
 import math
+import os
 import time
 
 import matplotlib.pyplot as plt
@@ -70,7 +72,7 @@ from lib3dr.renderer import (FoVPerspectiveCameras, MeshRasterizer, MeshRenderer
 from lib3dr.structures import Meshes
 from lib3dr.utils import ico_sphere
 from lib3dr_book.exercises import chapter06
-from lib3dr_book.paths import data_path
+from lib3dr_book.paths import data_path, repo_root
 from lib3dr_book.plotting import image_grid, plot_curves, save_figure, write_gif
 
 torch.manual_seed(0)
@@ -475,7 +477,8 @@ assert np.mean(colour_losses[-10:]) < 0.7 * np.mean(colour_losses[:10])
 # For comparison with the PyTorch3D figure quoted at the top, here is one iteration of the
 # tutorial's colour loop as it is written, timed: shape and colours of the sphere together, two
 # views rendered afresh by a Soft Phong renderer at 128 × 128 with K = 50, the silhouette and colour
-# losses, the three regularisers, the SGD step.
+# losses, the three regularisers, the SGD step; and the whole tutorial, as `benchmarks/bench_fit_textured_mesh.py`
+# last ran it.
 
 # %%
 tutorial_renderer = MeshRenderer(
@@ -502,6 +505,12 @@ optimizer.step()
 tutorial_colour_seconds = time.perf_counter() - start
 print(f"one iteration of the tutorial's colour loop: {tutorial_colour_seconds:.2f} s "
       f"(PyTorch3D's CPU build: 10.7 s, {10.7 / tutorial_colour_seconds:.0f} times as long)")
+with open(os.path.join(repo_root(), "benchmarks", "results", "bench_fit_textured_mesh.json")) as f:
+    tutorial = json.load(f)  # written by benchmarks/bench_fit_textured_mesh.py
+print(f"the whole tutorial, 2 x {tutorial['phases']['textured']['iterations']} iterations, on lib3dr: "
+      f"{tutorial['total_seconds']:.0f} s ({tutorial['machine']['cores']} cores, {tutorial['machine']['cpu']}, "
+      f"measured {tutorial['measured']} by benchmarks/bench_fit_textured_mesh.py); on PyTorch3D's CPU build "
+      f"about {(12.0 + 10.7) * tutorial['phases']['textured']['iterations'] / 3600:.1f} hours")
 
 # %% [markdown]
 # ## Judged on pictures the fit never saw
