@@ -130,6 +130,9 @@ test: test-python test-chapters test-book test-variants test-cuda-build
 	.venvs/py$*/bin/python -m pip install -q --no-build-isolation -e ".[dev]"
 	touch $@
 
+# A stamp, not an intermediate file: make would delete it after the run, and the next one reinstall.
+.PRECIOUS: .venvs/py%/.lib3dr-install
+
 test-python-%: .venvs/py%/.lib3dr-install
 	.venvs/py$*/bin/python -m pytest tests/ -q -p no:cacheprovider
 

@@ -436,11 +436,17 @@ LIB3DR_HD T coverage_probability(T dist, T sigma) {
   return coverage_from_exp(x, std::exp(x >= T(0) ? -x : x));
 }
 
-// log(1 - D) = log sigmoid(dist / sigma), finite even where D rounds to 1.
+// log(1 - D) = log sigmoid(dist / sigma), finite even where D rounds to 1; given x and e as
+// coverage_from_exp takes them, so that D and log(1 - D) share one exponential.
+template <typename T>
+LIB3DR_HD T log_one_minus_coverage_from_exp(T x, T e) {
+  return x >= T(0) ? -x - std::log1p(e) : -std::log1p(e);
+}
+
 template <typename T>
 LIB3DR_HD T log_one_minus_coverage(T dist, T sigma) {
-  const T x = dist / sigma;
-  return x < T(0) ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x));
+  const T x = -dist / sigma;
+  return log_one_minus_coverage_from_exp(x, std::exp(x >= T(0) ? -x : x));
 }
 
 // The soft silhouette alpha = 1 - T, with the transmittance T = prod_k (1 - D_k) over the faces

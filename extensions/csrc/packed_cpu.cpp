@@ -314,12 +314,11 @@ void softmax_blend_weights_cpu(const SoftBlendParams& p, const int64_t* pixel_st
       weights.resize(last - first);
       double total = w.w_b, log_transmittance = 0.0;
       for (int64_t i = first; i < last; ++i) {
-        // D = sigmoid(x) and log(1 - D) from one exponential, x = -dist / sigma (as
-        // coverage_probability and log_one_minus_coverage compute them).
+        // D = sigmoid(x) and log(1 - D) from one exponential, x = -dist / sigma.
         const T x = -dists[i] / T(p.sigma);
         const T e = std::exp(x >= T(0) ? -x : x);
         const T D = coverage_from_exp(x, e);
-        log_transmittance += x >= T(0) ? -x - std::log1p(e) : -std::log1p(e);
+        log_transmittance += log_one_minus_coverage_from_exp(x, e);
         out.coverage[i] = D;
         weights[i - first] = D * depth_factor(p, w, zbuf[i]);
         total += weights[i - first];
