@@ -491,3 +491,13 @@ def test_renderer_takes_the_packed_path_only_for_its_own_classes(case):
     torch.testing.assert_close(image, reference(mesh)[0], rtol=0, atol=0)
     if case == "rasterizer":
         assert RecordingRasterizer.calls == 1
+
+
+def test_a_shader_overriding_blend_refuses_packed_fragments():
+    mesh = vertex_sphere()
+    fast, _ = renderers(SoftPhongShader, 16, 4, 1e-4, 1e-4, 1e-4)
+    shader = HardBlendPhong(cameras=fast.shader.cameras, lights=fast.shader.lights,
+                            blend_params=fast.shader.blend_params)
+    with pytest.raises(ValueError, match="overrides blend"):
+        shader(fast.rasterizer.rasterize_packed(mesh), mesh)
+    assert shader(fast.rasterizer(mesh), mesh).shape == (1, 16, 16, 4)  # Fragments: its own blend

@@ -92,6 +92,10 @@ class _Soft:
     def forward(self, fragments, meshes, **kwargs):
         if not isinstance(fragments, PackedFragments):
             return super().forward(fragments, meshes, **kwargs)
+        if type(self).blend is not _Soft.blend:
+            # Its blend takes every fragment; packed ones would reach it as a silently other input.
+            raise ValueError(f"{type(self).__name__} overrides blend, which takes Fragments: pass "
+                             "the rasterizer's Fragments (MeshRasterizer's forward), not PackedFragments")
         cameras, lights, materials, blend_params = self.scene(kwargs)
         znear, zfar = self.depth_range(cameras, kwargs)
         weights = blended_fragments(fragments, blend_params, znear=znear, zfar=zfar)
