@@ -501,3 +501,24 @@ def test_a_shader_overriding_blend_refuses_packed_fragments():
     with pytest.raises(ValueError, match="overrides blend"):
         shader(fast.rasterizer.rasterize_packed(mesh), mesh)
     assert shader(fast.rasterizer(mesh), mesh).shape == (1, 16, 16, 4)  # Fragments: its own blend
+
+
+def test_packed_path_stops_at_the_memory_limit_between_images():
+    from lib3dr.renderer.memory import (BYTES_PER_PACKED_FRAGMENT, RasterMemoryError, memory_estimate,
+                                        set_memory_limit)
+    mesh = vertex_sphere(N=2)
+    fast, _ = renderers(SoftPhongShader, 32, 8, 1e-4, 1e-4, 1e-4, N=2)
+    starts = fast.rasterizer.rasterize_packed(mesh).image_starts()  # image n: [starts[n], starts[n + 1])
+    assert 0 < starts[1] < starts[2]
+    buffers = memory_estimate(1, 32, 32, 8)
+    try:
+        # Room for the buffers and the first image's fragments, not for the second's.
+        set_memory_limit(buffers + starts[1] * BYTES_PER_PACKED_FRAGMENT)
+        with pytest.raises(RasterMemoryError, match=r"N=2 images.*images 0 to 1.*Reduce faces_per_pixel"):
+            fast(mesh)
+        set_memory_limit(buffers + starts[2] * BYTES_PER_PACKED_FRAGMENT)
+        assert fast(mesh).shape == (2, 32, 32, 4)
+        set_memory_limit(None)
+        assert fast(mesh).shape == (2, 32, 32, 4)
+    finally:
+        set_memory_limit(None)

@@ -148,7 +148,8 @@ std::vector<torch::Tensor> pack_fragments(const torch::Tensor& pix_to_face,
 std::vector<torch::Tensor> rasterize_packed_forward(
     const torch::Tensor& face_verts, const torch::Tensor& mesh_first_face,
     const torch::Tensor& mesh_num_faces, int64_t height, int64_t width, int64_t faces_per_pixel,
-    double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces) {
+    double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces,
+    int64_t max_fragments) {
   check_cpu(face_verts, "face_verts", 3);
   const int64_t N = mesh_first_face.size(0);
   RasterizeParams p = make_params(face_verts, N, height, width, faces_per_pixel, blur_radius,
@@ -168,6 +169,7 @@ std::vector<torch::Tensor> rasterize_packed_forward(
     advise_huge_pages(buffers.back());
   }
   std::vector<std::vector<torch::Tensor>> parts;
+  int64_t packed = 0;
   auto counts = torch::empty({N * pixels}, mesh_first_face.options());
   for (int64_t n = 0; n < N; ++n) {
     const auto view = [&](int k) {  // this image's scratch as (1, H, W, K[, 3]) fragments
@@ -184,6 +186,10 @@ std::vector<torch::Tensor> rasterize_packed_forward(
     auto part = pack_fragments(view(0), view(1), view(2), view(3), n * pixels);
     counts.slice(0, n * pixels, (n + 1) * pixels).copy_(part[5]);
     part.pop_back();
+    packed += part[0].size(0);
+    TORCH_CHECK_WITH(OutOfMemoryError, packed <= max_fragments, "the packed fragments of images 0 to ",
+                     n, " number ", packed, ", more than the ", max_fragments,
+                     " that the memory limit allows");
     parts.push_back(std::move(part));
   }
   std::vector<torch::Tensor> out;

@@ -15,10 +15,13 @@ namespace lib3dr {
 
 // rasterize_forward's fragments of each image in turn, packed before the next image is
 // rasterized into the same (1, H, W, K) buffers: {faces, zbuf, bary, dists, pixel, pixel_start}.
+// Raises c10::OutOfMemoryError (torch.OutOfMemoryError) as soon as the images packed so far hold
+// more than max_fragments fragments, before the next image's are kept.
 std::vector<torch::Tensor> rasterize_packed_forward(
     const torch::Tensor& face_verts, const torch::Tensor& mesh_first_face,
     const torch::Tensor& mesh_num_faces, int64_t height, int64_t width, int64_t faces_per_pixel,
-    double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces);
+    double blur_radius, bool perspective_correct, bool clip_barycentric, bool cull_backfaces,
+    int64_t max_fragments);
 
 torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
                                         const torch::Tensor& pixel, const torch::Tensor& faces,

@@ -132,10 +132,10 @@ class RasterizePacked(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, face_verts, first_face, num_faces, H, W, K, blur_radius, perspective_correct,
-                clip_barycentric, cull_backfaces):
+                clip_barycentric, cull_backfaces, max_fragments):
         options = (H, W, K, blur_radius, perspective_correct, clip_barycentric, cull_backfaces)
         faces, zbuf, bary, dists, pixel, pixel_start = _backend._C.rasterize_packed_forward(
-            face_verts, first_face, num_faces, *options)
+            face_verts, first_face, num_faces, *options, max_fragments)
         ctx.save_for_backward(face_verts, pixel, faces)
         ctx.options = (H, W, blur_radius, perspective_correct, clip_barycentric, cull_backfaces)
         ctx.mark_non_differentiable(faces, pixel, pixel_start)
@@ -146,7 +146,7 @@ class RasterizePacked(torch.autograd.Function):
     def backward(ctx, _grad_faces, grad_zbuf, grad_bary, grad_dists, _grad_pixel, _grad_start):
         face_verts, pixel, faces = ctx.saved_tensors
         if grad_zbuf is None and grad_bary is None and grad_dists is None:
-            return (None,) * 10
+            return (None,) * 11
         M = len(faces)
         zeros = lambda *shape: face_verts.new_zeros(shape)  # noqa: E731
         grads = [zeros(M) if grad_zbuf is None else grad_zbuf.contiguous(),
@@ -154,7 +154,7 @@ class RasterizePacked(torch.autograd.Function):
                  zeros(M) if grad_dists is None else grad_dists.contiguous()]
         grad_face_verts = _backend._C.rasterize_packed_backward(face_verts, pixel, faces, *grads,
                                                                 *ctx.options)
-        return (grad_face_verts,) + (None,) * 9
+        return (grad_face_verts,) + (None,) * 10
 
 
 class SoftmaxBlend(torch.autograd.Function):

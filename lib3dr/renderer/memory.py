@@ -11,6 +11,10 @@ import torch
 # Bytes per face per pixel of the unfused path, forward and backward: pix_to_face (8), zbuf (4),
 # bary_coords (12) and dists (4), plus the gradients of the last three (20), in float32.
 BYTES_PER_FRAGMENT = 48
+# Bytes per covered fragment of the packed path (lib3dr.renderer.packed) at its peak, the end of
+# the forward: pix_to_face (8), zbuf (4), bary_coords (12), dists (4) and pixel (8), held twice
+# while the images' lists are concatenated (the backward's 20 bytes of gradients come after).
+BYTES_PER_PACKED_FRAGMENT = 72
 
 class RasterMemoryError(MemoryError):
     """A rasterization would need more memory than the limit allows (see ``set_memory_limit``)."""
@@ -62,3 +66,10 @@ def check_memory(N, H, W, K, device):
             f"faces_per_pixel (K) first, then the image size (H, W) or the batch (N); a silhouette "
             f"alone needs far less through lib3dr.soft_silhouette(); or raise the limit with "
             f"lib3dr.renderer.memory.set_memory_limit(bytes).")
+
+
+def packed_fragments_allowed(H, W, K, device):
+    """How many covered fragments the packed path may keep under the limit, beside the one
+    image's ``(1, H, W, K)`` fragments it rasterizes into (``check_memory(1, H, W, K)``)."""
+    spare = memory_limit(device) - memory_estimate(1, H, W, K)
+    return max(0, spare // BYTES_PER_PACKED_FRAGMENT)

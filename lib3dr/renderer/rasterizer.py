@@ -14,7 +14,8 @@ import torch
 from lib3dr import _backend
 from lib3dr.renderer.cameras import camera_overrides, ndc_meshes
 from lib3dr.renderer.compiled import RasterizeFaces, RasterizePacked, check_cuda_launch
-from lib3dr.renderer.memory import check_memory
+from lib3dr.renderer.memory import (BYTES_PER_PACKED_FRAGMENT, RasterMemoryError, check_memory,
+                                     memory_limit, packed_fragments_allowed)
 from lib3dr.renderer.packed import PackedFragments, pack_fragments
 from lib3dr.renderer.rasterize_torch import rasterize_faces_torch
 
@@ -149,9 +150,18 @@ def rasterize_meshes_packed(meshes, image_size=256, blur_radius=0.0, faces_per_p
     face_verts, first_face, num_faces = packed_faces(meshes, faces_per_pixel, blur_radius,
                                                       z_clip_value)
     check_memory(1, H, W, faces_per_pixel, face_verts.device)
-    faces, zbuf, bary, dists, pixel, pixel_start = RasterizePacked.apply(
-        face_verts, first_face, num_faces, H, W, faces_per_pixel, float(blur_radius),
-        bool(perspective_correct), bool(clip_barycentric_coords), bool(cull_backfaces))
+    allowed = packed_fragments_allowed(H, W, faces_per_pixel, face_verts.device)
+    try:
+        faces, zbuf, bary, dists, pixel, pixel_start = RasterizePacked.apply(
+            face_verts, first_face, num_faces, H, W, faces_per_pixel, float(blur_radius),
+            bool(perspective_correct), bool(clip_barycentric_coords), bool(cull_backfaces), allowed)
+    except torch.OutOfMemoryError as error:  # raised by the kernel between two images
+        raise RasterMemoryError(
+            f"rasterizing N={len(first_face)} images of H x W = {H} x {W} with K={faces_per_pixel} "
+            f"faces per pixel: {error} ({BYTES_PER_PACKED_FRAGMENT} bytes each, limit "
+            f"{memory_limit(face_verts.device) / 2**30:.2f} GiB). Reduce faces_per_pixel (K), the "
+            f"image size or the batch, or raise the limit with "
+            f"lib3dr.renderer.memory.set_memory_limit(bytes).") from None
     return PackedFragments(faces, zbuf, bary, dists, pixel, pixel_start,
                            (len(first_face), H, W, faces_per_pixel))
 
