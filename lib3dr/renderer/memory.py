@@ -56,7 +56,8 @@ def memory_limit(device):
 
 
 def check_memory(N, H, W, K, device):
-    """Raises ``RasterMemoryError`` before allocating when the estimate exceeds the limit."""
+    """Raises ``RasterMemoryError`` before allocating when the estimate exceeds the limit; else
+    returns the bytes the limit leaves beside it."""
     needed, limit = memory_estimate(N, H, W, K), memory_limit(device)
     if needed > limit:
         raise RasterMemoryError(
@@ -66,10 +67,4 @@ def check_memory(N, H, W, K, device):
             f"faces_per_pixel (K) first, then the image size (H, W) or the batch (N); a silhouette "
             f"alone needs far less through lib3dr.soft_silhouette(); or raise the limit with "
             f"lib3dr.renderer.memory.set_memory_limit(bytes).")
-
-
-def packed_fragments_allowed(H, W, K, device):
-    """How many covered fragments the packed path may keep under the limit, beside the one
-    image's ``(1, H, W, K)`` fragments it rasterizes into (``check_memory(1, H, W, K)``)."""
-    spare = memory_limit(device) - memory_estimate(1, H, W, K)
-    return max(0, spare // BYTES_PER_PACKED_FRAGMENT)
+    return limit - needed

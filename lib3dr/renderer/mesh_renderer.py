@@ -46,21 +46,16 @@ class MeshRenderer(MeshRendererWithFragments):
     def forward(self, meshes_world, **kwargs):
         if type(self.rasterizer) is not MeshRasterizer:
             return super().forward(meshes_world, **kwargs)[0]
-        if type(self.shader) is SoftSilhouetteShader:
-            cameras, settings = self.rasterizer.scene(kwargs)
-            options = resolved_settings(settings, cameras)
-            device = meshes_world.verts_packed().device
-            if _backend.resolve(options["backend"], device) != "torch":
-                sigma = kwargs.get("blend_params", self.shader.blend_params).sigma
-                alpha = soft_silhouette_ndc(self.rasterizer.transform(meshes_world, **kwargs),
-                                            sigma, **options)
-                return torch.cat([torch.ones(*alpha.shape, 3, dtype=alpha.dtype,
-                                             device=alpha.device), alpha[..., None]], dim=-1)
+        cameras, settings = self.rasterizer.scene(kwargs)
+        options = resolved_settings(settings, cameras)
+        backend = _backend.resolve(options["backend"], meshes_world.verts_packed().device)
+        if type(self.shader) is SoftSilhouetteShader and backend != "torch":
+            sigma = kwargs.get("blend_params", self.shader.blend_params).sigma
+            alpha = soft_silhouette_ndc(self.rasterizer.transform(meshes_world, **kwargs), sigma, **options)
+            return torch.cat([torch.ones(*alpha.shape, 3, dtype=alpha.dtype, device=alpha.device),
+                              alpha[..., None]], dim=-1)
         if (type(self.shader) in (SoftPhongShader, SoftGouraudShader)
-                and type(meshes_world.textures) in (TexturesVertex, TexturesUV)):
-            cameras, settings = self.rasterizer.scene(kwargs)
-            device = meshes_world.verts_packed().device
-            if _backend.resolve(resolved_settings(settings, cameras)["backend"], device) == "cpu":
-                return self.shader(self.rasterizer.rasterize_packed(meshes_world, **kwargs),
-                                   meshes_world, **kwargs)
+                and type(meshes_world.textures) in (TexturesVertex, TexturesUV) and backend == "cpu"):
+            return self.shader(self.rasterizer.rasterize_packed(meshes_world, **kwargs), meshes_world,
+                               **kwargs)
         return super().forward(meshes_world, **kwargs)[0]

@@ -15,7 +15,7 @@ from lib3dr import _backend
 from lib3dr.renderer.cameras import camera_overrides, ndc_meshes
 from lib3dr.renderer.compiled import RasterizeFaces, RasterizePacked, check_cuda_launch
 from lib3dr.renderer.memory import (BYTES_PER_PACKED_FRAGMENT, RasterMemoryError, check_memory,
-                                     memory_limit, packed_fragments_allowed)
+                                     memory_limit)
 from lib3dr.renderer.packed import PackedFragments, pack_fragments
 from lib3dr.renderer.rasterize_torch import rasterize_faces_torch
 
@@ -149,8 +149,8 @@ def rasterize_meshes_packed(meshes, image_size=256, blur_radius=0.0, faces_per_p
                                                           **args)))
     face_verts, first_face, num_faces = packed_faces(meshes, faces_per_pixel, blur_radius,
                                                       z_clip_value)
-    check_memory(1, H, W, faces_per_pixel, face_verts.device)
-    allowed = packed_fragments_allowed(H, W, faces_per_pixel, face_verts.device)
+    # Room beside one image's fragments for the covered fragments of all of them.
+    allowed = check_memory(1, H, W, faces_per_pixel, face_verts.device) // BYTES_PER_PACKED_FRAGMENT
     try:
         faces, zbuf, bary, dists, pixel, pixel_start = RasterizePacked.apply(
             face_verts, first_face, num_faces, H, W, faces_per_pixel, float(blur_radius),

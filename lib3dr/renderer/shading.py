@@ -16,6 +16,7 @@ from lib3dr.renderer.interpolate import (covered_by_image, interpolate_covered,
 from lib3dr.renderer.lights import AmbientLights, DirectionalLights, PointLights
 from lib3dr.renderer.packed import PackedFragments
 from lib3dr.renderer.properties import broadcast_to_points
+from lib3dr.structures import _padded_to_packed
 
 
 def apply_lighting(points, normals, lights, cameras, materials, **camera_kwargs):
@@ -121,7 +122,7 @@ def gouraud_shading(meshes, fragments, lights, cameras, materials, **camera_kwar
     counts = meshes.num_verts_per_mesh()
     ambient, diffuse, specular = apply_lighting(meshes.verts_padded(), meshes.verts_normals_padded(),
                                                 lights, cameras, materials, **camera_kwargs)
-    shaded = verts_colors * _packed(ambient + diffuse, counts) + _packed(specular, counts)
+    shaded = verts_colors * _padded_to_packed(ambient + diffuse, counts) + _padded_to_packed(specular, counts)
     if isinstance(fragments, PackedFragments):
         return fragments.interpolate(shaded[meshes.faces_packed()])
     return interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords,
@@ -135,9 +136,3 @@ def flat_shading(meshes, fragments, lights, cameras, materials, texels, **camera
     normals = meshes.faces_normals_packed()[faces]
     return _light_covered(fragments, points, normals, texels, lights, cameras, materials,
                           camera_kwargs)
-
-
-def _packed(padded, counts):
-    """(N, V, C) padded per-vertex values -> (sum V_n, C) packed."""
-    real = torch.arange(padded.shape[1], device=padded.device)[None] < counts[:, None]
-    return padded[real]
