@@ -49,8 +49,7 @@ def main():
              "| mesh | N | K | backend | fragment bytes | floor ms | forward+backward ms | x floor |",
              "| --- | --: | --: | --- | --: | --: | --: | --: |"]
     for r in rows:
-        size = 256  # bench_rasterizer renders 256 x 256
-        moved = memory_estimate(r["batch"], size, size, r["K"])
+        moved = memory_estimate(r["batch"], r["size"], r["size"], r["K"])
         floor_ms = 1000 * moved / bandwidth
         lines.append(f"| {r['mesh']} | {r['batch']} | {r['K']} | {r['backend']} | {moved / 2**20:.0f} MiB | "
                      f"{floor_ms:.2f} | {r['forward_backward_ms']:.2f} | {r['forward_backward_ms'] / floor_ms:.1f} |")

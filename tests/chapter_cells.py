@@ -63,7 +63,6 @@ def hidden_tests_reject(chapter, grade_id, **names):
     checks = importlib.import_module(f"lib3dr_book.exercises.chapter{chapter}")
     saved = {name: getattr(checks, name) for name in dir(checks) if name.startswith("check_")}
     from lib3dr_book.exercises import shortcuts
-    saved_call = shortcuts.call_honestly
     try:
         for name in saved:
             setattr(checks, name, lambda *args, **kwargs: True)

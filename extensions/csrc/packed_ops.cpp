@@ -225,17 +225,8 @@ torch::Tensor rasterize_packed_backward(const torch::Tensor& face_verts,
   TORCH_CHECK(grad_zbuf.size(0) == M && grad_dists.size(0) == M && grad_bary.size(0) == M &&
                   grad_bary.size(1) == 3,
               "grad_zbuf, grad_dists (M,) and grad_bary (M, 3) must match the ", M, " fragments");
-  RasterizeParams p;
-  p.num_meshes = 0;
-  p.num_faces = int(face_verts.size(0));
-  p.height = int(height);
-  p.width = int(width);
-  p.faces_per_pixel = 0;
-  p.blur_radius = blur_radius;
-  p.perspective_correct = perspective_correct;
-  p.clip_barycentric = clip_barycentric;
-  p.cull_backfaces = cull_backfaces;
-  p.sigma = 0.0;
+  const RasterizeParams p = make_params(face_verts, 0, height, width, 0, blur_radius,
+                                        perspective_correct, clip_barycentric, cull_backfaces, 0.0);
   auto grad_face_verts = torch::empty_like(face_verts);
   AT_DISPATCH_FLOATING_TYPES(face_verts.scalar_type(), "rasterize_packed_backward", [&] {
     rasterize_packed_backward_cpu<scalar_t>(
